@@ -1,0 +1,3 @@
+from posetransfer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pose representation: the 18-keypoint schema, annotation I/O, encodings and keypoint transforms."""

@@ -1,0 +1,36 @@
+"""Shared test fixtures: the real data in ../shared/data, small thread counts for the 2-core CI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("POSETRANSFER_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"the shared data folder {SHARED_DATA} is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def annotations_dir(shared_data) -> Path:
+    return shared_data / "annotations"
+
+
+@pytest.fixture(scope="session")
+def mini_market(shared_data) -> Path:
+    return shared_data / "real-mini" / "mini_market_128x64"
+
+
+@pytest.fixture(scope="session")
+def mini_fashion(shared_data) -> Path:
+    return shared_data / "real-mini" / "mini_fashion_256x176"

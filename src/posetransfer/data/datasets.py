@@ -1,0 +1,334 @@
+"""Torch data sets: pairs for PG2 and per-identity photo groups for the multi-view generator.
+
+* :class:`PairDataset`: one (source, target) pair per item, PG2's training sample (000_*, section
+  3: condition image ``I_A``, target pose ``P_B``, target image ``I_B`` and its pose mask ``M_B``).
+* :class:`MultiViewDataset`: one identity per item, the multi-view paper's batch (003_*, section
+  3.3: "a set of images that belong to a same person wearing same fashion garment"): 1 to 5
+  source photos for the bidirectional ConvLSTM encoder, a target photo and its stick figure, and
+  an unpaired pose ``p~`` (with its real image ``y~``) from another identity for the two
+  discriminators (eqs. 2-3).
+
+Encodings come from :mod:`posetransfer.pose.encodings`; this module only reads files, applies the
+optional augmentation and converts to tensors. Names in the pairs and annotation files are
+validated when the data set is built (names only, cheap); an image that cannot be decoded, or has
+the wrong size, raises a :class:`~posetransfer.errors.DataError` naming the file when its item is
+read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from posetransfer.data.layouts import DatasetFiles, list_images, resolve_dataset
+from posetransfer.data.pairs import group_by_identity, pair_line_numbers
+from posetransfer.errors import DataError
+from posetransfer.pose import encodings
+from posetransfer.pose.io import read_annotations, read_pairs
+from posetransfer.pose.schema import MISSING
+from posetransfer.utils.io import read_image
+
+#: ``(image uint8 HxWx3, keypoints (18, 2), rng) -> (image, keypoints)``, e.g. ``data.transforms.Augment``.
+AugmentFn = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+def drop_out_of_frame(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A copy of ``kp`` with keypoints outside the ``(H, W)`` frame marked missing (-1).
+
+    The field's annotation files hold a few such coordinates (x = -18 on DeepFashion); the
+    encodings ignore them already, and the keypoints handed to the models must agree.
+    """
+    out = np.array(kp, dtype=np.float32, copy=True)
+    out[~encodings.in_frame(out, size)] = MISSING
+    return out
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> float32 3xHxW in [-1, 1] (the models' range, tanh outputs)."""
+    t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
+    return t.div_(127.5).sub_(1.0)
+
+
+def _files_of(path: str | Path | DatasetFiles, split: str | None, size: tuple[int, int] | None) -> DatasetFiles:
+    if isinstance(path, DatasetFiles):
+        if size is not None and path.size is None:
+            return DatasetFiles(path.root, path.images_dir, path.annotation_path, path.pairs_path,
+                                path.layout, path.split, tuple(size))  # fmt: skip
+        return path
+    return resolve_dataset(path, split, size=size)
+
+
+def _missing_problem(name: str, on_disk: set[str], annotated: dict[str, Any], files: DatasetFiles) -> str | None:
+    """Why ``name`` cannot be used (not annotated / no file), or None when it is fine."""
+    if name not in annotated:
+        return f"image {name!r} is not in the annotation {files.annotation_path.name}"
+    if name not in on_disk:
+        stem = os.path.splitext(name)[0]
+        other = next((n for n in sorted(on_disk) if os.path.splitext(n)[0] == stem), None) if on_disk else None
+        hint = f" (a file named {other!r} exists: names must match the files exactly)" if other else ""
+        return f"image {name!r} has no file in {files.images_dir}{hint}"
+    return None
+
+
+class _Base(Dataset):
+    """Shared loading: files, annotation, image size, per-item augmentation."""
+
+    def __init__(
+        self,
+        path: str | Path | DatasetFiles,
+        split: str | None,
+        augment: AugmentFn | None,
+        size: tuple[int, int] | None,
+        seed: int,
+    ) -> None:
+        self.files = _files_of(path, split, size)
+        self.size: tuple[int, int] = self.files.image_size()
+        self.annotations = read_annotations(self.files.annotation_path)
+        self.on_disk = set(list_images(self.files.images_dir))
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation / sampling draws (the rng of item i is seeded by seed, epoch, i)."""
+        self.epoch = int(epoch)
+
+    def _rng(self, index: int) -> np.random.Generator:
+        # A SeedSequence over (seed, epoch, index): independent streams, reproducible in any
+        # worker process and in any order of access.
+        return np.random.default_rng([self.seed, self.epoch, int(index)])
+
+    def _load(self, name: str, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        """Image uint8 HxWx3 and keypoints (18, 2) of ``name``, augmented when an augment is set."""
+        image = read_image(self.files.images_dir / name, self.size)
+        kp = drop_out_of_frame(self.annotations[name], self.size)
+        if self.augment is not None and rng is not None:
+            image, kp = self.augment(image, kp, rng)
+            if image.shape[:2] != self.size:
+                raise ValueError(f"the augmentation changed the image size to {image.shape[:2]}, expected {self.size}")
+            kp = drop_out_of_frame(kp, self.size)
+        return image, kp
+
+
+class PairDataset(_Base):
+    """(source, target) pairs of the same person, PG2's samples.
+
+    Item keys: ``source_image``, ``target_image`` (3, H, W) float32 in [-1, 1];
+    ``source_keypoints``, ``target_keypoints`` (18, 2) float32 (y, x), -1 missing (out-of-frame
+    keypoints included); ``target_heatmaps`` (18, H, W) (``heatmap`` = "disk", PG2, or "gaussian",
+    PATN); ``target_coords`` (36,) (PG2's CE ablation); ``target_stick`` (3, H, W) in [0, 1];
+    ``target_mask`` (1, H, W) in {0, 1} (PG2's ``M_B``); ``source_name``, ``target_name``.
+
+    ``pairs`` overrides the data set's pairs file: a path to a ``from,to`` CSV or a list of
+    (source, target) names. ``augment`` (e.g. :class:`posetransfer.data.transforms.Augment`)
+    is applied to source and target independently with the item's seeded rng.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | DatasetFiles,
+        split: str | None = None,
+        heatmap: str = "disk",
+        radius: int = 4,
+        sigma: float = 6.0,
+        augment: AugmentFn | None = None,
+        pairs: str | Path | Sequence[tuple[str, str]] | None = None,
+        *,
+        size: tuple[int, int] | None = None,
+        seed: int = 0,
+        stick_thickness: int | None = None,
+        mask_radius: int = 4,
+        mask_closing: int = 5,
+    ) -> None:
+        if heatmap not in ("disk", "gaussian"):
+            raise ValueError(f"heatmap must be 'disk' or 'gaussian', got {heatmap!r}")
+        super().__init__(path, split, augment, size, seed)
+        self.heatmap, self.radius, self.sigma = heatmap, int(radius), float(sigma)
+        self.stick_thickness, self.mask_radius, self.mask_closing = stick_thickness, int(mask_radius), int(mask_closing)
+        self.pairs = self._read_and_validate_pairs(pairs)
+
+    def _read_and_validate_pairs(self, pairs) -> list[tuple[str, str]]:
+        if pairs is None or isinstance(pairs, (str, Path)):
+            pairs_path = Path(pairs) if pairs is not None else self.files.pairs_path
+            if pairs_path is None:
+                raise DataError(
+                    self.files.root,
+                    "has no pairs file (looked for pairs.csv or the field's *-pairs-<split>.csv); "
+                    "write one with `posetransfer data pairs`",
+                )
+            listed = read_pairs(pairs_path)
+            where: Path = pairs_path
+            line_of: Callable[[int], int | None] = lambda i: pair_line_numbers(pairs_path)[i]  # noqa: E731
+        else:
+            listed = [(str(a), str(b)) for a, b in pairs]
+            where = Path("<pairs argument>")
+            line_of = lambda i: None  # noqa: E731
+        for i, (a, b) in enumerate(listed):
+            for name in (a, b):
+                problem = _missing_problem(name, self.on_disk, self.annotations, self.files)
+                if problem:
+                    line = line_of(i)
+                    raise DataError(where, problem if line is not None else f"pair {i}: {problem}", line)
+        if not listed:
+            raise DataError(where, "holds no pairs")
+        return listed
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self.pairs):
+            raise IndexError(index)
+        source_name, target_name = self.pairs[index]
+        rng = self._rng(index) if self.augment is not None else None
+        source, source_kp = self._load(source_name, rng)
+        target, target_kp = self._load(target_name, rng)
+        size = self.size
+        heatmaps = encodings.pose_heatmaps(target_kp, size, kind=self.heatmap, radius=self.radius, sigma=self.sigma)
+        return {
+            "source_image": image_to_tensor(source),
+            "target_image": image_to_tensor(target),
+            "source_keypoints": torch.from_numpy(source_kp),
+            "target_keypoints": torch.from_numpy(target_kp),
+            "target_heatmaps": torch.from_numpy(heatmaps),
+            "target_coords": torch.from_numpy(encodings.coordinate_vector(target_kp, size)),
+            "target_stick": torch.from_numpy(encodings.stick_figure(target_kp, size, thickness=self.stick_thickness)),
+            "target_mask": torch.from_numpy(
+                encodings.pose_mask(target_kp, size, radius=self.mask_radius, closing=self.mask_closing)
+            )[None],
+            "source_name": source_name,
+            "target_name": target_name,
+        }
+
+
+class MultiViewDataset(_Base):
+    """One identity per item: K source photos, a target photo, and an unpaired pose (003_*).
+
+    Groups are the annotated images with a file, by :func:`~posetransfer.data.layouts.identity_of`;
+    identities with fewer than two photos (or fewer than ``num_sources + 1``) are left out. For
+    item i, a rng seeded by (seed, epoch, i) draws the target photo, then K sources among the
+    others (K uniform in ``1 .. min(max_sources, n - 1)``, or ``num_sources`` when given), in the
+    order drawn, without replacement; the sequence order matters to the bidirectional ConvLSTM
+    only through training noise, so a random order is what the paper's "set of images" implies.
+
+    Item keys: ``source_images`` (K, 3, H, W), ``source_keypoints`` (K, 18, 2), ``target_image``,
+    ``target_keypoints``, ``target_stick`` (3, H, W), ``target_mask`` (1, H, W), ``source_names``
+    (list), ``target_name``, ``identity``; and, with ``unpaired`` (default), the pose ``p~`` of a
+    photo of another identity with its real image ``y~`` (eqs. 2-3): ``other_image``,
+    ``other_keypoints``, ``other_stick``, ``other_name``.
+
+    Use :meth:`collate` as the DataLoader's ``collate_fn``: batch size 1 is the paper's batch
+    (one identity); larger batches need equal K (fix ``num_sources``).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | DatasetFiles,
+        split: str | None = None,
+        max_sources: int = 5,
+        *,
+        num_sources: int | None = None,
+        augment: AugmentFn | None = None,
+        unpaired: bool = True,
+        size: tuple[int, int] | None = None,
+        seed: int = 0,
+        stick_thickness: int | None = None,
+        mask_radius: int = 4,
+        mask_closing: int = 5,
+    ) -> None:
+        if max_sources < 1:
+            raise ValueError(f"max_sources must be >= 1, got {max_sources}")
+        if num_sources is not None and num_sources < 1:
+            raise ValueError(f"num_sources must be >= 1, got {num_sources}")
+        super().__init__(path, split, augment, size, seed)
+        self.max_sources, self.num_sources, self.unpaired = int(max_sources), num_sources, bool(unpaired)
+        self.stick_thickness, self.mask_radius, self.mask_closing = stick_thickness, int(mask_radius), int(mask_closing)
+        need = 1 + (num_sources if num_sources is not None else 1)
+        usable = [n for n in self.annotations if n in self.on_disk]
+        groups = group_by_identity(usable)
+        self.groups: list[tuple[str, list[str]]] = [(k, v) for k, v in groups.items() if len(v) >= need]
+        if not self.groups:
+            raise DataError(
+                self.files.annotation_path,
+                f"no identity has {need} or more annotated photos with a file in {self.files.images_dir}",
+            )
+        if self.unpaired and len(groups) < 2:
+            raise DataError(self.files.annotation_path, "only one identity: the unpaired pose needs another (unpaired=False)")
+        # every usable photo, for drawing p~ from another identity
+        self._all = [(k, n) for k, v in groups.items() for n in v]
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def draw(self, index: int) -> tuple[str, list[str], str | None]:
+        """(target name, source names, other-identity name or None) of item ``index`` (no file read)."""
+        identity, photos = self.groups[index]
+        rng = self._rng(index)
+        target = photos[int(rng.integers(len(photos)))]
+        others = [p for p in photos if p != target]
+        k = self.num_sources if self.num_sources is not None else int(rng.integers(1, min(self.max_sources, len(others)) + 1))
+        sources = [others[int(i)] for i in rng.choice(len(others), size=k, replace=False)]
+        other = None
+        if self.unpaired:
+            while True:  # at least two identities exist, so this ends quickly
+                ident, name = self._all[int(rng.integers(len(self._all)))]
+                if ident != identity:
+                    other = name
+                    break
+        return target, sources, other
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self.groups):
+            raise IndexError(index)
+        target_name, source_names, other_name = self.draw(index)
+        # a separate stream for the augmentation, so turning it on does not change the draws
+        aug_rng = np.random.default_rng([self.seed, self.epoch, int(index), 1]) if self.augment is not None else None
+        loaded = [self._load(n, aug_rng) for n in source_names]
+        target, target_kp = self._load(target_name, aug_rng)
+        size = self.size
+        item: dict[str, Any] = {
+            "source_images": torch.stack([image_to_tensor(im) for im, _ in loaded]),
+            "source_keypoints": torch.from_numpy(np.stack([kp for _, kp in loaded])),
+            "target_image": image_to_tensor(target),
+            "target_keypoints": torch.from_numpy(target_kp),
+            "target_stick": torch.from_numpy(encodings.stick_figure(target_kp, size, thickness=self.stick_thickness)),
+            "target_mask": torch.from_numpy(
+                encodings.pose_mask(target_kp, size, radius=self.mask_radius, closing=self.mask_closing)
+            )[None],
+            "source_names": list(source_names),
+            "target_name": target_name,
+            "identity": self.groups[index][0],
+        }
+        if other_name is not None:
+            other, other_kp = self._load(other_name, aug_rng)
+            item["other_image"] = image_to_tensor(other)
+            item["other_keypoints"] = torch.from_numpy(other_kp)
+            item["other_stick"] = torch.from_numpy(encodings.stick_figure(other_kp, size, thickness=self.stick_thickness))
+            item["other_name"] = other_name
+        return item
+
+    @staticmethod
+    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+        """Stack items into a batch: tensors gain a leading batch dim, strings and name lists become lists.
+
+        ``source_images`` becomes (B, K, 3, H, W); all items must have the same K (always true for
+        batch size 1, the paper's batch, or with ``num_sources`` fixed).
+        """
+        if not items:
+            raise ValueError("cannot collate an empty batch")
+        ks = {it["source_images"].shape[0] for it in items}
+        if len(ks) > 1:
+            raise ValueError(
+                f"items have different numbers of source photos {sorted(ks)}: use batch size 1 or fix num_sources"
+            )
+        out: dict[str, Any] = {}
+        for key in items[0]:
+            values = [it[key] for it in items]
+            out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+        return out

@@ -209,7 +209,10 @@ class Augment:
         return AugmentParams(size=(height, width), flip=flip, crop=box, angle=angle)
 
     def apply(self, params: AugmentParams, image: np.ndarray, kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Apply a drawn transform; call it on each image that should move the same way."""
+        """Apply a drawn transform; call it on each image that should move the same way.
+
+        Always returns a new image array (never the caller's), even for an identity draw.
+        """
         image = _check_image(image)
         if tuple(image.shape[:2]) != tuple(params.size):
             raise ValueError(f"augmentation drawn for size {params.size}, applied to an image of {image.shape[:2]}")
@@ -219,6 +222,8 @@ class Augment:
         matrix = params.matrix()
         if matrix is not None:
             image, kp = affine(image, kp, matrix, border=self.border)
+        elif not params.flip:
+            image, kp = image.copy(), kp.copy()
         return image, kp
 
     def __call__(

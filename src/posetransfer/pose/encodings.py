@@ -174,7 +174,9 @@ def stick_figure(kp: np.ndarray, size: tuple[int, int], thickness: int | None = 
 
     Each limb of :data:`STICK_LIMBS` whose two ends are present is a line segment in its own
     colour (:data:`LIMB_COLORS`, OpenPose's palette, so left and right limbs differ); each
-    present joint gets a small dot of its colour on top. Black background.
+    present joint gets a small dot of its colour on top. Black background. Lines are drawn
+    without anti-aliasing so every drawn pixel holds exactly its limb's colour (the colour, not
+    a blend, tells the pose encoder which limb it sees).
     ``thickness`` defaults to :func:`default_thickness`.
     """
     kp, height, width = _check(kp, size)
@@ -190,10 +192,10 @@ def stick_figure(kp: np.ndarray, size: tuple[int, int], thickness: int | None = 
         for (a, b), colour in zip(STICK_LIMBS, LIMB_COLORS):
             if present[a] and present[b]:
                 cv2.line(canvas, (int(pts[a, 0]), int(pts[a, 1])), (int(pts[b, 0]), int(pts[b, 1])),
-                         colour, thickness=thick, lineType=cv2.LINE_AA)  # fmt: skip
+                         colour, thickness=thick, lineType=cv2.LINE_8)  # fmt: skip
         for j in np.flatnonzero(present):
             cv2.circle(canvas, (int(pts[j, 0]), int(pts[j, 1])), dot, JOINT_COLORS[j], thickness=-1,
-                       lineType=cv2.LINE_AA)  # fmt: skip
+                       lineType=cv2.LINE_8)  # fmt: skip
         return canvas.transpose(2, 0, 1).astype(np.float32) * np.float32(1.0 / 255.0)
 
     return _per_sample(one, kp, (3, height, width))

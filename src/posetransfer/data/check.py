@@ -9,8 +9,10 @@ Severities: ``error`` (the data set cannot be used as is: unreadable or missing 
 malformed annotation row, a wrong image size, a pair naming an unknown image), ``warning``
 (usable but suspicious: keypoints outside the frame, images without annotation, pairs joining two
 identities) and ``info``. ``strict`` turns out-of-frame keypoints into errors; the field's real
-DeepFashion test annotation holds 11 such coordinates, which is why they are only warnings by
-default (the loaders treat them as missing).
+DeepFashion test annotation holds such coordinates, which is why they are only warnings by
+default (the loaders treat them as missing). Counted as out of frame: any keypoint that is not the
+``-1`` marker and lies outside ``0 <= y < H``, ``0 <= x < W`` (that file has 11 negative
+coordinates and 8 past the right edge at 256x176).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from posetransfer.data.pairs import group_by_identity, pair_line_numbers
 from posetransfer.errors import DataError
 from posetransfer.pose.encodings import in_frame
 from posetransfer.pose.io import read_annotations, read_pairs
-from posetransfer.pose.schema import KEYPOINT_NAMES, NUM_KEYPOINTS, visible
+from posetransfer.pose.schema import KEYPOINT_NAMES, MISSING, NUM_KEYPOINTS
 from posetransfer.utils.io import read_image
 
 Severity = Literal["error", "warning", "info"]
@@ -181,7 +183,8 @@ def check_dataset(
         if report.size is not None and annotations:
             kps = np.stack(list(annotations.values()))
             inside = in_frame(kps, report.size)
-            outside = visible(kps) & ~inside
+            # not the -1 marker yet outside: negative (x = -18 on DeepFashion) or past the edge
+            outside = ~(kps == MISSING).all(axis=-1) & ~inside
             report.visible_per_joint = inside.sum(axis=0).astype(int).tolist()
             report.out_of_frame = int(outside.sum())
             h, w = report.size

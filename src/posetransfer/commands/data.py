@@ -1,0 +1,190 @@
+"""``posetransfer data {synth,check,show,pairs}``: make, validate, look at and pair data sets.
+
+Thin wrappers over :mod:`posetransfer.data`; heavy imports (torch, the synthesiser) happen inside
+the handlers so ``posetransfer --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from posetransfer.errors import DataError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"128x64"`` -> ``(128, 64)`` (height x width, both positive); anything else is an argparse error."""
+    m = _SIZE.match(text)
+    if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r}: expected HEIGHTxWIDTH with positive integers, e.g. 128x64"
+        )
+    return int(m.group(1)), int(m.group(2))
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"fraction must be in [0, 1), got {text}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return v
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("data", help="make, check, show and pair data sets",
+                              description="Data set tools: synthesise, validate, preview, make pairs.")  # fmt: skip
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    sub.required = True
+
+    s = sub.add_parser("synth", help="write a synthetic data set (train/ and test/ in the plain layout)")
+    s.add_argument("--out", required=True, type=Path, help="output folder")
+    s.add_argument("--size", type=parse_size, default=(128, 64), help="HEIGHTxWIDTH (default 128x64)")
+    s.add_argument("--identities", type=_positive_int, default=40, help="number of people (default 40)")
+    s.add_argument("--views", type=_positive_int, default=6, help="photos per person (default 6)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--background", choices=("varied", "plain"), default="varied")
+    s.add_argument("--test-fraction", type=_fraction, default=0.2, help="share of identities in test/ (default 0.2)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=_synth)
+
+    c = sub.add_parser("check", help="validate a data set: images, annotation, pairs")
+    c.add_argument("dir", type=Path, help="data set folder (plain, Market or DeepFashion layout)")
+    c.add_argument("--split", default=None, help="train or test, when the folder holds both")
+    c.add_argument("--strict", action="store_true", help="keypoints outside the frame are errors")
+    c.add_argument("--all", action="store_true", help="print every problem (default: 20 of each kind)")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    c.set_defaults(func=_check)
+
+    w = sub.add_parser("show", help="write a grid of sample pairs with their poses and masks")
+    w.add_argument("dir", type=Path, help="data set folder")
+    w.add_argument("--split", default=None)
+    w.add_argument("--n", type=_positive_int, default=8, help="number of pairs (default 8)")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--scale", type=int, default=0, help="enlarge images by this factor (default: to >= 256 rows)")
+    w.add_argument("--out", required=True, type=Path, help="output PNG")
+    w.set_defaults(func=_show)
+
+    r = sub.add_parser("pairs", help="write same-identity pairs for an annotation file")
+    r.add_argument("annotation", type=Path, help="annotation CSV (name:keypoints_y:keypoints_x)")
+    r.add_argument("--out", required=True, type=Path, help="output pairs CSV (from,to)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--max-pairs", type=_positive_int, default=None)
+    r.add_argument("--require-torso", action="store_true", help="only images with both shoulders and both hips")
+    r.set_defaults(func=_pairs)
+
+
+def _synth(args) -> int:
+    from posetransfer.data.synth import synthesize
+
+    if args.out.exists() and not args.out.is_dir():
+        raise DataError(args.out, "exists and is not a folder")
+    summary = synthesize(
+        args.out,
+        size=args.size,
+        identities=args.identities,
+        views=args.views,
+        seed=args.seed,
+        background=args.background,
+        test_fraction=args.test_fraction,
+        progress=not args.no_progress,
+    )
+    print(f"wrote a synthetic data set to {args.out}")
+    for key, value in (summary or {}).items():
+        print(f"  {key}: {value}")
+    return 0
+
+
+def _check(args) -> int:
+    from posetransfer.data.check import check_dataset
+
+    report = check_dataset(args.dir, split=args.split, strict=args.strict, progress=not args.no_progress)
+    for line in report.summary_lines()[:-1]:
+        print(line)
+    shown: dict[str, int] = defaultdict(int)
+    totals: dict[str, int] = defaultdict(int)
+    for p in report.problems:
+        totals[p.kind] += 1
+    order = {"error": 0, "warning": 1, "info": 2}
+    for p in sorted(report.problems, key=lambda p: order[p.severity]):  # stable: file order within a severity
+        if args.all or shown[p.kind] < 20:
+            print(p.format())
+        elif shown[p.kind] == 20:
+            print(f"{p.severity}: ... {totals[p.kind] - 20} more {p.kind} problems (--all prints them)")
+        shown[p.kind] += 1
+    print(report.summary_lines()[-1])
+    return 0 if report.ok else 1
+
+
+def _show(args) -> int:
+    import cv2
+    import numpy as np
+
+    from posetransfer.data.datasets import PairDataset
+    from posetransfer.data.layouts import resolve_dataset
+    from posetransfer.data.pairs import make_pairs
+    from posetransfer.pose.io import read_annotations
+    from posetransfer.utils.io import save_image
+    from posetransfer.utils.viz import draw_skeleton, make_grid, overlay_mask, to_uint8
+
+    files = resolve_dataset(args.dir, args.split)
+    pairs = None
+    if files.pairs_path is None:  # no pairs file: show generated same-identity pairs instead
+        pairs = make_pairs(read_annotations(files.annotation_path), seed=args.seed, max_pairs=10 * args.n)
+        if not pairs:
+            raise DataError(files.annotation_path, "no pairs file and no identity with two photos to pair")
+    ds = PairDataset(files, pairs=pairs)
+    rng = np.random.default_rng(args.seed)
+    indices = sorted(rng.choice(len(ds), size=min(args.n, len(ds)), replace=False).tolist())
+    h = ds.size[0]
+    scale = args.scale if args.scale > 0 else max(1, -(-256 // h))
+
+    def big(image: np.ndarray) -> np.ndarray:
+        if scale == 1:
+            return image
+        return cv2.resize(image, (image.shape[1] * scale, image.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+
+    rows = []
+    for i in indices:
+        item = ds[i]
+        target = to_uint8(item["target_image"])
+        rows.append([
+            big(to_uint8(item["source_image"])),
+            big(target),
+            big(draw_skeleton(target, item["target_keypoints"].numpy())),
+            big(overlay_mask(target, item["target_mask"])),
+        ])  # fmt: skip
+    grid = make_grid(rows, labels=["source", "target", "target pose", "target mask"])
+    save_image(args.out, grid)
+    print(f"wrote {len(rows)} pairs to {args.out} ({grid.shape[0]}x{grid.shape[1]})")
+    return 0
+
+
+def _pairs(args) -> int:
+    from posetransfer.data.pairs import group_by_identity, make_pairs
+    from posetransfer.pose.io import read_annotations, write_pairs
+
+    annotations = read_annotations(args.annotation)
+    pairs = make_pairs(annotations, seed=args.seed, max_pairs=args.max_pairs, require_torso=args.require_torso)
+    if not pairs:
+        torso = " with a visible torso" if args.require_torso else ""
+        raise DataError(args.annotation, f"no identity has two or more photos{torso}: no pairs to write")
+    write_pairs(args.out, pairs)
+    identities = len(group_by_identity({a for a, _ in pairs}))
+    print(f"wrote {len(pairs)} pairs of {identities} identities to {args.out}")
+    return 0

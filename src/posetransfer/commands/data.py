@@ -106,6 +106,10 @@ def _synth(args) -> int:
     )
     print(f"wrote a synthetic data set to {args.out}")
     for key, value in (summary or {}).items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{v} {k}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.3g}"
         print(f"  {key}: {value}")
     return 0
 

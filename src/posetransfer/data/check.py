@@ -215,12 +215,17 @@ def check_dataset(
         report.pairs = len(pairs)
         line_numbers = pair_line_numbers(files.pairs_path) if pairs else []
         for (a, b), lineno in zip(pairs, line_numbers):
+            known = True
             for n in (a, b):
                 if annotations is not None and n not in annotations:
                     report.add("error", "unknown-pair-image", files.pairs_path,
                                f"image {n!r} is not in the annotation {files.annotation_path.name}", lineno)  # fmt: skip
+                    known = False
                 elif n not in on_disk:
                     report.add("error", "unknown-pair-image", files.pairs_path, no_file(n), lineno)
+                    known = False
+            if not known:
+                continue
             if a == b:
                 report.add("warning", "self-pair", files.pairs_path, f"pair of {a!r} with itself", lineno)
             elif identity_of(a) != identity_of(b):

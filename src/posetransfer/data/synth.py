@@ -28,7 +28,8 @@ body rather than pasted sprites:
   pattern among solid / horizontal stripes / vertical stripes / checks / chest print, sleeve and
   hem length), a back design (yoke, stripe or patch, different from the front so that several
   views carry more information than one, the premise of the multi-view model), trousers / shorts /
-  skirt (colour, pattern), shoes, build. Pose, view, scale, position and background change per photo.
+  skirt (colour, pattern), shoes, build, sometimes a backpack (straps from the front, the bag from
+  behind and the side). Pose, view, scale, position and background change per photo.
 * **Backgrounds.** ``"varied"`` imitates Market-1501 street crops (a different random background
   per photo: wall/ground gradients, rectangles and poles as clutter, a blurred ground shadow,
   sensor noise); ``"plain"`` imitates DeepFashion (a near-white uniform background, and sometimes
@@ -142,6 +143,8 @@ class Appearance:
     shoulder: float  # lateral half-width factors (build)
     hips: float
     girth: float  # limb thickness factor
+    bag: str  # none | backpack
+    bag_color: RGB
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,8 @@ def sample_appearance(rng: np.random.Generator) -> Appearance:
         shoulder=float(rng.uniform(0.85, 0.95) if feminine else rng.uniform(0.95, 1.12)),
         hips=float(rng.uniform(1.02, 1.15) if feminine else rng.uniform(0.9, 1.02)),
         girth=float(rng.uniform(0.85, 1.15)),
+        bag=str(rng.choice(["none", "backpack"], p=[0.75, 0.25])),
+        bag_color=_hsv(rng.uniform(), rng.uniform(0, 0.8), rng.uniform(0.1, 0.7)),
     )
 
 
@@ -649,6 +654,23 @@ def render_person(
                                           [r * abs(cos_view), r * 0.6], [-r * abs(cos_view), r * 0.6]]), m)  # fmt: skip
 
     add(0.0, draw_torso)
+    if app.bag == "backpack":
+        # A box on the upper back: hidden behind the torso from the front (only the straps show),
+        # sticking out behind in side views, covering the back design in part from behind.
+        def draw_backpack() -> None:
+            c = on_torso(0.42, 0.0, -0.5 - 0.3 * abs(cos_view) - 0.25 * sin_view)
+            hw, hh = (0.55 * abs(cos_view) + 0.32 * sin_view) * s2, 0.42 * _TORSO / 2 * s2
+            canvas.poly(c + np.array([[-hw, -hh], [hw, -hh], [hw * 0.95, hh], [-hw * 0.95, hh]]), canvas.mat("bag"))
+
+        add(0.02 if cos_view < 0 else -0.02, draw_backpack)
+        if cos_view > 0.3:
+
+            def draw_straps() -> None:
+                for s in (-1.0, 1.0):
+                    p0, p1 = on_torso(0.0, s * 0.42, 0.5), on_torso(0.6, s * 0.5, 0.5)
+                    canvas.capsule(p0, p1, 0.07 * s2, 0.07 * s2, canvas.mat("bag"))
+
+            add(0.01, draw_straps)
     if app.bottom == "skirt":
 
         def draw_skirt() -> None:
@@ -662,7 +684,8 @@ def render_person(
             canvas.poly(np.array([[top_c[0] - hw_top, top_c[1]], [top_c[0] + hw_top, top_c[1]],
                                   [hem_x + hw_bot, hem_y], [hem_x - hw_bot, hem_y]]), canvas.mat("bottom"))  # fmt: skip
 
-        add(0.5, draw_skirt)
+        # Over both thighs whatever the view (a leg swung towards the camera is still under the skirt).
+        add(max(0.5, max(it[0] for it in items) + 0.01), draw_skirt)
 
     # --- arms (in front of the torso unless on the far side) ---
     for side_name, k in (("right", 0), ("left", 1)):
@@ -715,7 +738,8 @@ def render_person(
 
     def draw_head() -> None:
         c = proj(head)
-        tilt = -float(np.degrees(np.arctan2((sk.head_rot @ np.array([0.0, 1, 0]))[0] * np.cos(0), 1.0)))
+        d = proj.cam(sk.head_rot @ np.array([0.0, 1, 0]))  # the head's down axis on the image
+        tilt = float(np.degrees(np.arctan2(d[1], d[0]))) - 90.0  # cv2 ellipse angle of the first axis
         half_w = (_HEAD_HALF_W * abs(cos_head) + _HEAD_HALF_D * math.sqrt(max(0, 1 - cos_head**2))) * s2
         hair = canvas.mat("hair")
         # Hair = the whole head ellipse, raised a little; the face ellipse is drawn over its lower
@@ -729,6 +753,8 @@ def render_person(
             canvas.ellipse(fc, (half_w * (0.55 + 0.4 * max(cos_head, 0)), _HEAD_HALF_H * 0.9 * s2), tilt, canvas.mat("skin"))
             if app.hair_style in ("short", "long", "bun"):  # fringe over the forehead
                 canvas.ellipse(c + np.array([fx * 0.1 * s2, -0.28 * s2]), (half_w * 0.85, 0.22 * s2), tilt, hair)
+            if abs(fx) > 0.5:  # profile: the nose sticks out of the silhouette
+                canvas.circle(proj(J[K["nose"]]), 0.09 * s2, canvas.mat("skin"))
             r_eye = max(0.55, 0.055 * s2)
             for name in ("right_eye", "left_eye"):
                 if proj.toward_camera(sk.face_normals[K[name]]) > _FACE_VISIBILITY[name]:
@@ -747,7 +773,7 @@ def render_person(
     lut = np.zeros((256, 3), np.float32)
     solid = {
         "skin": app.skin, "legwear": app.legwear, "hair": app.hair_color, "shoe": app.shoe_color,
-        "print": app.print_color, "back": app.back_color, "eye": (25, 20, 20),
+        "print": app.print_color, "back": app.back_color, "eye": (25, 20, 20), "bag": app.bag_color,
         "mouth": tuple(int(v * 0.7) for v in app.skin),
         "top": app.top_color, "bottom": app.bottom_color,
     }  # fmt: skip

@@ -27,14 +27,23 @@ shoulder has the smaller x in both), so no swap is needed:
 A landmark whose ``visibility`` is below the threshold, or that lies outside the image, is missing
 (-1), the way OpenPose leaves occluded and cut-off joints out of the annotations.
 
-The legacy solution tracks one person. With ``max_persons > 1`` the found person's box is blanked
-and the detector run again, to notice other people; :func:`posetransfer.pose.extract.extract_pose`
-keeps the largest and says so.
+The legacy solution finds one person per call. To notice a second one (``max_persons=2``, the
+default) the found person's box (plus a margin) is blanked and the detector run again; a "person"
+found inside an already blanked box is ignored (without that rule hair or a hand left beside the
+box was found again in 74 of the 245 DeepFashion test photos; with it, in 1). On 10 composites of
+two DeepFashion people side by side, 9 second persons were found.
+:func:`posetransfer.pose.extract.extract_pose` keeps the largest and says so.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+# mediapipe's C++ logging prints a few lines per model load; keep the user's terminal clean.
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import mediapipe as mp  # noqa: F401  (ImportError here = the extra is missing; extract.get_backend reports it)
 from mediapipe.python.solutions import pose as mp_pose
@@ -89,7 +98,7 @@ class MediapipeBackend:
         visibility_threshold: float = 0.5,
         min_detection_confidence: float = 0.5,
         model_complexity: int = 1,
-        max_persons: int = 1,
+        max_persons: int = 2,
     ):
         if model_complexity != 1:
             # 0 (lite) and 2 (heavy) are downloaded at first use; only "full" ships in the wheel.

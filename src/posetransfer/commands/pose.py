@@ -1,0 +1,140 @@
+"""``posetransfer pose {extract,bench,library}``: keypoints from photos, extractor accuracy, built-in poses.
+
+``pose extract IMAGE... --out annotation.csv [--preview DIR]`` writes the field's annotation format
+(``name:[ys]:[xs]``, 18 keypoints, -1 = missing) for one's own photos. Photos with no person are
+listed and left out of the file (an all ``-1`` row would only be dropped or mis-used downstream);
+unreadable files are an error unless ``--skip-unreadable``. The file is written once, at the end,
+atomically. Heavy imports happen inside the handlers so ``posetransfer --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from posetransfer.errors import DataError, PosetransferError
+
+
+def _size(text: str) -> tuple[int, int]:
+    from posetransfer.data.prepare import parse_size
+
+    try:
+        return parse_size(text)
+    except PosetransferError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="mediapipe", help="pose backend (default mediapipe: pip install 'posetransfer[pose]')")
+    p.add_argument("--visibility", type=float, default=0.5,
+                   help="keypoints the backend sees with less confidence are missing (default 0.5)")
+
+
+def make_backend(args):
+    from posetransfer.pose.extract import get_backend
+
+    options = {"visibility_threshold": args.visibility} if args.backend == "mediapipe" else {}
+    return get_backend(args.backend, **options)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("pose", help="extract 18-keypoint poses from photos; built-in poses",
+                              description="Pose extraction into the field's 18-keypoint annotation format.")  # fmt: skip
+    sub = p.add_subparsers(dest="pose_command", metavar="ACTION")
+    sub.required = True
+
+    e = sub.add_parser("extract", help="write an annotation file with the pose of each photo")
+    e.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photos (any size, EXIF rotation applied)")
+    e.add_argument("--out", required=True, type=Path, help="annotation file to write (name:[ys]:[xs])")
+    e.add_argument("--preview", type=Path, default=None, help="folder for skeleton overlays (<name>.png)")
+    e.add_argument("--skip-unreadable", action="store_true", help="list unreadable files instead of failing")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_backend_args(e)
+    e.set_defaults(func=_extract)
+
+    b = sub.add_parser("bench", help="accuracy of the extractor against a data set's annotation.csv")
+    b.add_argument("--data", required=True, type=Path, help="plain-layout data set (images/, annotation.csv)")
+    b.add_argument("--limit", type=int, default=None, help="only the first N images")
+    b.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    b.add_argument("--no-progress", action="store_true")
+    _add_backend_args(b)
+    b.set_defaults(func=_bench)
+
+    lib = sub.add_parser("library", help="list the built-in poses, or write them for a frame size")
+    lib.add_argument("--size", type=_size, default=None, help="HEIGHTxWIDTH of the frame, e.g. 256x176")
+    lib.add_argument("--out", type=Path, default=None, help="annotation file with one row per pose (needs --size)")
+    lib.add_argument("--preview", type=Path, default=None, help="folder for stick-figure images (needs --size)")
+    lib.set_defaults(func=_library)
+
+
+def _extract(args) -> int:
+    from posetransfer.pose.extract import draw_skeleton, extract_poses_from_files
+    from posetransfer.pose.io import write_annotations
+    from posetransfer.utils.io import read_image, save_image
+
+    names: dict[str, Path] = {}
+    for path in args.images:
+        if ":" in path.name or "\n" in path.name:
+            raise DataError(path, "the file name contains ':' (the annotation format's separator); rename it")
+        if path.name in names and names[path.name] != path:
+            raise DataError(path, f"has the same file name as {names[path.name]}; annotation rows are keyed by file name")
+        names[path.name] = path
+    backend = make_backend(args)
+    poses, no_person, unreadable = extract_poses_from_files(list(names.values()), backend, progress=not args.no_progress)
+    for msg in unreadable.values():
+        print(f"unreadable: {msg}", file=sys.stderr)
+    if unreadable and not args.skip_unreadable:
+        raise DataError(next(iter(unreadable)), f"{len(unreadable)} file(s) could not be read (listed above); "
+                        "nothing written (use --skip-unreadable to leave them out)")
+    for msg in no_person.values():
+        print(f"no person: {msg}", file=sys.stderr)
+    for result in poses.values():
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+    if not poses:
+        raise DataError(args.images[0], f"no person found in any of the {len(args.images)} photo(s); nothing written")
+    if args.preview is not None:
+        for path, result in poses.items():
+            save_image(args.preview / f"{path.stem}.png", draw_skeleton(read_image(path), result.keypoints))
+    write_annotations(args.out, {p.name: r.keypoints for p, r in poses.items()})
+    print(f"wrote {args.out}: {len(poses)} pose(s); {len(no_person)} photo(s) with no person, "
+          f"{len(unreadable)} unreadable, left out")
+    return 0
+
+
+def _bench(args) -> int:
+    from posetransfer.pose.extract import evaluate_extractor
+    from posetransfer.utils.io import atomic_write_json
+
+    result = evaluate_extractor(args.data, make_backend(args), limit=args.limit, progress=not args.no_progress)
+    print(json.dumps(result, indent=2))
+    if args.json is not None:
+        atomic_write_json(args.json, result)
+    return 0
+
+
+def _library(args) -> int:
+    from posetransfer.pose.library import POSES, library_pose
+
+    if (args.out or args.preview) and args.size is None:
+        raise PosetransferError("--out and --preview need --size HEIGHTxWIDTH")
+    if args.size is None:
+        print("\n".join(POSES))
+        return 0
+    poses = {f"{name}.png": library_pose(name, args.size) for name in POSES}
+    if args.preview is not None:
+        import numpy as np
+
+        from posetransfer.pose.extract import draw_skeleton
+        from posetransfer.utils.io import save_image
+
+        for name, kp in poses.items():
+            save_image(args.preview / name, draw_skeleton(np.full((*args.size, 3), 255, np.uint8), kp))
+    if args.out is not None:
+        from posetransfer.pose.io import write_annotations
+
+        write_annotations(args.out, poses)
+    print("\n".join(POSES))
+    return 0

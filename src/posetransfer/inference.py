@@ -1,0 +1,271 @@
+"""Pose transfer on one's own photos: ``Pipeline.from_checkpoint(ckpt)(sources, target_pose)``.
+
+The pipeline does what the training data preparation did, so the generator sees what it was
+trained on (SPEC.md section 4, "users' own data"):
+
+1. each source photo is read (EXIF rotation, grayscale/RGBA/CMYK/16-bit handled by
+   :func:`~posetransfer.utils.io.read_image`) and brought to the model's frame with the framing of
+   ``data prepare`` (:mod:`posetransfer.data.prepare`: full height + centre crop/pad by default,
+   the DeepFashion convention; ``person`` crops around the detected person);
+2. the target pose is an annotation-style file (one row of 18 keypoints, in the model's frame), a
+   photo (its pose is extracted and framed the same way), or a name from
+   :mod:`posetransfer.pose.library`;
+3. the pose is encoded as the checkpoint's task expects (the same encodings as the data sets:
+   heatmaps for PG2's G1 (000_*, sec. 3.1), coordinates for its CE variant, stick figure for the
+   multi-view generator (003_*, sec. 3.1)), and the task's own ``generate`` runs the networks;
+4. the output (model frame) can be pasted back on the first source's original canvas.
+
+Every problem with an input raises a :class:`~posetransfer.errors.PosetransferError` naming the
+file before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from posetransfer.data.prepare import IMAGE_EXTENSIONS, Frame, apply_frame, frame_window
+from posetransfer.errors import CheckpointError, DataError, PosetransferError
+from posetransfer.pose import encodings
+from posetransfer.pose.library import POSES, library_pose
+from posetransfer.pose.schema import NUM_KEYPOINTS, visible
+from posetransfer.utils.io import read_image
+
+ImageLike = str | Path | np.ndarray
+PoseLike = str | Path | np.ndarray
+
+
+@dataclasses.dataclass
+class TransferResult:
+    """Output of :meth:`Pipeline.transfer`: the generated image and what it was made from."""
+
+    image: np.ndarray  # uint8 HxWx3 in the model frame
+    sources: list[np.ndarray]  # the framed source photos fed to the model
+    target_keypoints: np.ndarray  # (18, 2) in the model frame
+    frames: list[Frame]  # how each source photo was framed
+    canvases: list[np.ndarray]  # the original source photos
+    notes: list[str]
+
+    def on_canvas(self, index: int = 0) -> np.ndarray:
+        """The generated image pasted back over source ``index``'s original photo."""
+        return self.frames[index].paste(self.canvases[index], self.image)
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> float32 3xHxW in [-1, 1], the models' range (tanh outputs)."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div(127.5).sub(1.0)
+
+
+def _to_uint8(t: torch.Tensor) -> np.ndarray:
+    a = ((t.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().byte().numpy()
+    return np.ascontiguousarray(a.transpose(1, 2, 0))
+
+
+class Pipeline:
+    """A trained generator plus the framing and pose handling around it.
+
+    ``task`` and ``nets`` are a training task (:mod:`posetransfer.training.tasks`) and its networks;
+    :meth:`from_checkpoint` builds both from a checkpoint. ``frame`` / ``fill`` are the framing of
+    :func:`posetransfer.data.prepare.frame_window` / ``apply_frame``; ``backend`` (a pose backend
+    or its name) is only needed to extract poses from photos and for ``frame="person"``.
+    """
+
+    def __init__(
+        self,
+        task: Any,
+        nets: dict[str, torch.nn.Module],
+        image_size: tuple[int, int],
+        device: str = "cpu",
+        frame: str = "height",
+        fill: str = "edge",
+        backend: Any = "mediapipe",
+        max_sources: int | None = None,
+    ):
+        self.task = task
+        self.device = torch.device(device)
+        self.nets = {k: v.to(self.device).eval() for k, v in nets.items()}
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.frame = frame
+        self.fill = fill
+        self._backend = backend
+        # PG2 conditions on one image (000_*, sec. 3); the multi-view generator on 1-5 (003_*, sec. 3.1).
+        self.max_sources = max_sources if max_sources is not None else (1 if task.name.startswith("pg2") else 5)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", **kwargs) -> "Pipeline":
+        """Load a checkpoint written by the trainer (a step folder or a run folder)."""
+        from posetransfer.training.checkpoint import load_networks, read_checkpoint_config, resolve_checkpoint
+        from posetransfer.training.config import config_from_dict
+        from posetransfer.training.tasks import get_task_class
+
+        ckpt = resolve_checkpoint(path)
+        nets, model = load_networks(ckpt)
+        try:
+            config = config_from_dict(read_checkpoint_config(ckpt), source=str(ckpt / "config.json"))
+            task = get_task_class(model.get("task", config.task))(config)
+        except PosetransferError as err:
+            raise CheckpointError(f"{ckpt}: its config cannot be used ({err})") from None
+        sizes = {tuple(getattr(n, "image_size")) for n in nets.values() if hasattr(n, "image_size")}
+        if len(sizes) != 1:
+            raise CheckpointError(f"{ckpt}: cannot tell the model's image size from its networks (found {sizes or 'none'})")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(task, nets, sizes.pop(), device=device, **kwargs)
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    @property
+    def backend(self):
+        if isinstance(self._backend, str):
+            from posetransfer.pose.extract import get_backend
+
+            self._backend = get_backend(self._backend)
+        return self._backend
+
+    def _read(self, image: ImageLike) -> tuple[np.ndarray, str]:
+        if isinstance(image, np.ndarray):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise PosetransferError(f"an image array must be HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
+            return image, "<array>"
+        return read_image(image), str(image)
+
+    def frame_photo(self, image: np.ndarray, source: str = "<image>") -> tuple[np.ndarray, Frame, np.ndarray | None]:
+        """(framed image, frame, keypoints in the frame or None): a photo brought to the model frame.
+
+        The pose is extracted only when needed (``frame="person"``); with the other framings a
+        source photo needs no pose backend.
+        """
+        kp = None
+        bbox = None
+        if self.frame == "person":
+            from posetransfer.pose.extract import extract_pose
+
+            result = extract_pose(image, self.backend, source=source)
+            kp, bbox = result.keypoints, result.detection.bbox
+        win = frame_window(image.shape[:2], self.image_size, self.frame, bbox=bbox)
+        return apply_frame(image, win, self.fill), win, (win.keypoints_to_frame(kp) if kp is not None else None)
+
+    def target_keypoints(self, pose: PoseLike) -> tuple[np.ndarray, list[str]]:
+        """The target pose (18, 2) in the model frame, from any accepted form (module doc, step 2)."""
+        h, w = self.image_size
+        notes: list[str] = []
+        if isinstance(pose, np.ndarray):
+            kp = np.asarray(pose, dtype=np.float32)
+            if kp.shape != (NUM_KEYPOINTS, 2):
+                raise PosetransferError(f"a target pose array must have shape ({NUM_KEYPOINTS}, 2), got {kp.shape}")
+            where = "<array>"
+        elif isinstance(pose, str) and pose in POSES:
+            return library_pose(pose, self.image_size), notes
+        else:
+            path = Path(pose)
+            if not path.exists():
+                raise PosetransferError(
+                    f"target pose {str(pose)!r} is neither a file nor a built-in pose ({', '.join(POSES)})"
+                )
+            where = str(path)
+            if path.suffix.lower() in IMAGE_EXTENSIONS:
+                from posetransfer.pose.extract import extract_pose
+
+                image = read_image(path)
+                result = extract_pose(image, self.backend, source=path)
+                notes += result.notes
+                win = frame_window(image.shape[:2], self.image_size, self.frame, bbox=result.detection.bbox)
+                kp = win.keypoints_to_frame(result.keypoints)
+                if not visible(kp).any():
+                    raise DataError(path, f"the person's keypoints all fall outside the {self.frame!r} frame")
+                return kp, notes
+            kp = read_pose_file(path)
+        vis = visible(kp)
+        outside = vis & ((kp[:, 0] > h - 1) | (kp[:, 1] > w - 1))
+        if outside.any():
+            raise DataError(
+                where,
+                f"{int(outside.sum())} keypoint(s) lie outside the model's {h}x{w} frame (height x width): "
+                "poses must be given in the model's frame",
+            )
+        if not vis.any():
+            raise DataError(where, "the pose has no visible keypoint")
+        return kp, notes
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def batch(self, sources: list[np.ndarray], target_kp: np.ndarray) -> dict[str, Any]:
+        """The batch (size 1) the task's ``generate`` reads: the keys of the training data sets."""
+        size = self.image_size
+        data = self.task.data_cfg
+        # Encoding parameters the checkpoint was trained with; a task whose data config lacks one
+        # (e.g. no heatmaps) never reads the corresponding key, so the encodings' default is harmless.
+        kind = getattr(data, "heatmap", "disk")
+        radius = getattr(data, "radius", 4)
+        sigma = getattr(data, "sigma", 6.0)
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None].to(self.device)  # noqa: E731
+        images = torch.stack([_tensor(s) for s in sources])
+        return {
+            "source_image": images[:1].to(self.device),
+            "source_images": images[None].to(self.device),
+            "target_keypoints": t(target_kp),
+            "target_heatmaps": t(encodings.pose_heatmaps(target_kp, size, kind=kind, radius=radius, sigma=sigma)),
+            "target_coords": t(encodings.coordinate_vector(target_kp, size)),
+            "target_stick": t(encodings.stick_figure(target_kp, size)),
+            "target_mask": t(encodings.pose_mask(target_kp, size))[None],
+        }
+
+    @torch.no_grad()
+    def transfer(self, sources: ImageLike | Sequence[ImageLike], pose: PoseLike) -> TransferResult:
+        """Generate the person of ``sources`` in ``pose``; see :class:`TransferResult`."""
+        if isinstance(sources, (str, Path, np.ndarray)):
+            sources = [sources]
+        sources = list(sources)
+        if not sources:
+            raise PosetransferError("at least one source photo is needed")
+        notes: list[str] = []
+        if len(sources) > self.max_sources:
+            notes.append(
+                f"this {self.task.name} model takes {self.max_sources} source photo(s); using the first {self.max_sources}"
+            )
+            sources = sources[: self.max_sources]
+        canvases, framed, frames = [], [], []
+        for s in sources:
+            image, where = self._read(s)
+            f_img, win, _ = self.frame_photo(image, where)
+            canvases.append(image)
+            framed.append(f_img)
+            frames.append(win)
+        target_kp, pose_notes = self.target_keypoints(pose)
+        notes += pose_notes
+        out = self.task.generate(self.nets, self.batch(framed, target_kp))[self.task.final_output]
+        return TransferResult(_to_uint8(out[0]), framed, target_kp, frames, canvases, notes)
+
+    def __call__(self, sources: ImageLike | Sequence[ImageLike], pose: PoseLike, on_canvas: bool = False) -> np.ndarray:
+        """The generated image (uint8 HxWx3): in the model frame, or pasted on the first source photo."""
+        result = self.transfer(sources, pose)
+        return result.on_canvas() if on_canvas else result.image
+
+
+def read_pose_file(path: str | Path) -> np.ndarray:
+    """The one pose of an annotation-style file (``name:[ys]:[xs]`` with a header, or the row alone).
+
+    A wrong number of keypoints is a :class:`DataError` naming the file and the line
+    (:func:`posetransfer.pose.io.parse_annotation_line`); a file with several rows is an error too,
+    since which one was meant cannot be guessed.
+    """
+    from posetransfer.pose.io import ANNOTATION_HEADER, parse_annotation_line
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(path, "not a text pose file (annotation format name:[ys]:[xs]) nor an image") from None
+    rows = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if rows and rows[0][1].strip().replace(" ", "") == ANNOTATION_HEADER:
+        rows = rows[1:]
+    if not rows:
+        raise DataError(path, "holds no pose row (expected name:[18 ys]:[18 xs])")
+    if len(rows) > 1:
+        raise DataError(path, f"holds {len(rows)} poses; a target pose file must hold exactly one row")
+    lineno, line = rows[0]
+    return parse_annotation_line(line, path, lineno)[1]

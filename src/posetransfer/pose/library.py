@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from posetransfer.errors import PosetransferError
-from posetransfer.pose.schema import MISSING, NUM_KEYPOINTS, visible
+from posetransfer.pose.schema import MISSING, NUM_KEYPOINTS
 
 _P = tuple[float, float] | None
 
@@ -107,10 +107,10 @@ def library_pose(name: str, size: tuple[int, int], fit: bool = True, margin: flo
         raise PosetransferError(f"unknown pose {name!r}; the built-in poses are: {', '.join(POSES)}")
     h, w = size
     kp = np.full((NUM_KEYPOINTS, 2), MISSING, dtype=np.float32)
+    vis = np.array([p is not None for p in POSES[name]])  # not visible(kp): x may be < 0 before the fit
     for k, p in enumerate(POSES[name]):
         if p is not None:
             kp[k] = (p[0] * h, w / 2 + p[1] * h)
-    vis = visible(kp)
     if fit:
         cy, cx = (h - 1) / 2, (w - 1) / 2
         half = np.abs(kp[vis] - (cy, cx)).max(axis=0)  # furthest extent from the centre per axis

@@ -321,6 +321,8 @@ def prepare_dataset(
                 continue
             ident = _clean(ident)
             stem = _clean(path.stem)
+            if stem.startswith(ident + "-") and len(stem) > len(ident) + 1:  # id7_back.jpg -> id7_back.png
+                stem = stem[len(ident) + 1:]
             name = f"{ident}_{stem}.png"
             k = 1
             while name in used:

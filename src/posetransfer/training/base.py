@@ -1,0 +1,504 @@
+"""The base GAN trainer: the mechanics every model shares; the model supplies a :class:`Task`.
+
+What the trainer owns (imaginaire ``trainers/base.py`` style; the task interface is documented in
+:mod:`posetransfer.training.tasks`):
+
+* **Seeds**: python, numpy and torch are seeded with ``train.seed``; the data order is a pure
+  function of (seed, epoch, batch) (:class:`~posetransfer.training.distributed.ResumableBatchSampler`)
+  and each item's augmentation draws come from a generator seeded by (seed, epoch, index), so
+  neither depends on the number of data-loader workers.
+* **Data off the critical path**: a ``DataLoader`` with ``train.num_workers`` persistent worker
+  processes prefetching batches (``pin_memory`` only on CUDA).
+* **One step** = generator forward, then (GAN tasks) the discriminator step with the
+  discriminators trainable, then the generator step with the discriminators' ``requires_grad``
+  switched off. Each step back-propagates ``sum(weight * loss)`` of the task's named losses.
+* **Numerics**: ``train.precision: bf16`` runs the forward passes and losses under
+  ``torch.autocast(device_type, dtype=torch.bfloat16)`` (no loss scaling needed for bfloat16);
+  ``train.channels_last`` converts the networks and the image batches to channels-last memory.
+* **Checkpoints** every ``train.checkpoint_every`` steps and at the end, written atomically
+  (:mod:`posetransfer.training.checkpoint`); ``resume=True`` continues from the newest one
+  *exactly*: weights, optimizer moments, step, RNG states and data position are restored, so
+  N steps + resume + N steps gives bit-identical weights to 2N steps straight (on CPU; cuDNN's
+  non-deterministic kernels make GPU runs only approximately equal).
+* **Logs** (rank 0): TensorBoard scalars of every named loss (``loss/gen/<name>``,
+  ``loss/dis/<name>``, averaged over the log interval and across ranks), held-out losses
+  (``eval/<name>``) and an image grid every ``train.sample_every`` steps; a tqdm bar with ETA.
+* **Distributed**: under ``torchrun`` the trainable networks are wrapped in
+  ``DistributedDataParallel`` (Gloo on CPU, NCCL on GPU; see
+  :mod:`posetransfer.training.distributed` for single- and multi-node commands).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import defaultdict
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from posetransfer.errors import CheckpointError, ConfigError
+from posetransfer.training import checkpoint as ckpt_io
+from posetransfer.training.config import Config, apply_overrides, config_from_dict, dump_config, load_config
+from posetransfer.training.distributed import (
+    DistInfo,
+    ResumableBatchSampler,
+    cleanup_distributed,
+    init_distributed,
+)
+from posetransfer.training.logger import RunLogger
+from posetransfer.training.tasks import Task, get_task_class
+from posetransfer.utils.io import atomic_write_text
+from posetransfer.utils.viz import make_grid
+
+__all__ = ["Trainer", "RunResult", "train", "resume_run", "seed_everything", "set_requires_grad", "RUN_CONFIG"]
+
+#: the resolved config of a run, written when it starts (``train --resume RUN_DIR`` reads it)
+RUN_CONFIG = "config.yaml"
+
+
+@dataclass
+class RunResult:
+    """What a finished (or resumed-and-finished) run returns to its caller (rank 0 has the logs)."""
+
+    run_dir: Path
+    step: int
+    checkpoint: Path | None
+    #: (step, {"gen/<name>": value, "dis/<name>": value}) at every log interval of this process
+    losses: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    #: (step, {name: value}) held-out losses at every sample interval (rank 0 only)
+    evals: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    #: the trained networks (plain modules, on the training device)
+    networks: dict[str, nn.Module] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_requires_grad(modules: list[nn.Module], flag: bool) -> None:
+    """Switch gradients of whole networks (the discriminators during the generator step)."""
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(flag)
+
+
+def rng_state() -> dict[str, Any]:
+    """The RNG states as tensors / lists / ints (loadable with ``torch.load(weights_only=True)``)."""
+    version, keys, gauss = random.getstate()
+    name, np_keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    state: dict[str, Any] = {
+        "python": [version, list(keys), gauss],
+        "numpy": [name, torch.from_numpy(np.asarray(np_keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, keys, gauss = state["python"]
+    random.setstate((int(version), tuple(int(k) for k in keys), gauss))
+    name, np_keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np_keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _EpochItems(Dataset):
+    """Items addressed as ``(epoch, index)``: the worker's copy of the data set learns the epoch.
+
+    With persistent workers, ``set_epoch`` on the main process's data set would never reach the
+    workers' copies; passing the epoch with each index keeps augmentation seeded by
+    (seed, epoch, index) wherever the item is loaded.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
+class _EpochTagged(torch.utils.data.Sampler):
+    def __init__(self, sampler: ResumableBatchSampler):
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch = self.sampler.epoch
+        for batch in self.sampler:
+            yield [(epoch, i) for i in batch]
+
+
+def _worker_init(worker_id: int) -> None:
+    # Each worker gets its own numpy/python streams (torch seeds itself per worker); the data
+    # sets draw their augmentation from explicit per-item generators anyway.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class Trainer:
+    """Runs one training job: ``Trainer(config, run_dir, resume=...).fit() -> RunResult``."""
+
+    def __init__(self, config: Config, run_dir: str | Path, *, resume: bool = False, progress: bool = True):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.progress = progress
+        self.task_cls = get_task_class(config.task)
+
+    # ------------------------------------------------------------------------------------
+
+    def fit(self) -> RunResult:
+        info = init_distributed(self.config.train.device)
+        try:
+            return self._fit(info)
+        finally:
+            cleanup_distributed(info)
+
+    def _fit(self, info: DistInfo) -> RunResult:
+        t0 = time.perf_counter()
+        cfg, tcfg = self.config, self.config.train
+        self.info = info
+        self.device = info.device
+        existing = ckpt_io.latest_checkpoint(self.run_dir)
+        if existing is not None and not self.resume:
+            raise ConfigError(
+                f"{self.run_dir}: already holds checkpoints (newest {existing.name}); "
+                "pass --resume to continue that run or choose another --out"
+            )
+        seed_everything(tcfg.seed)
+        task = self.task_cls(cfg)
+        self.task = task
+        nets = task.build_networks()
+        trainable = set(task.generators) | set(task.discriminators)
+        for name, net in nets.items():
+            net.to(self.device)
+            if tcfg.channels_last:
+                net.to(memory_format=torch.channels_last)
+            if name not in trainable:
+                net.eval()
+                net.requires_grad_(False)
+        self.nets = nets
+        self.kwargs = self._network_kwargs(existing)
+
+        o = cfg.optim
+        gen_params = [p for n in task.generators for p in nets[n].parameters()]
+        self.g_opt = torch.optim.Adam(gen_params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.d_opt = None
+        if task.discriminators:
+            dis_params = [p for n in task.discriminators for p in nets[n].parameters()]
+            self.d_opt = torch.optim.Adam(dis_params, lr=o.dis_lr or o.lr, betas=o.betas, weight_decay=o.weight_decay)
+
+        start = 0
+        if existing is not None:
+            start = self._restore(existing)
+
+        if info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / RUN_CONFIG, yaml.safe_dump(dump_config(cfg), sort_keys=False))
+
+        # DDP over the trainable networks only; frozen ones stay plain modules.
+        wrapped: dict[str, nn.Module] = dict(nets)
+        if info.distributed:
+            for name in trainable:
+                wrapped[name] = DistributedDataParallel(
+                    nets[name], device_ids=[self.device.index] if self.device.type == "cuda" else None
+                )
+        self.wrapped = wrapped
+        self.gen_view = {n: (nets[n] if n in task.discriminators else m) for n, m in wrapped.items()}
+
+        train_set = task.build_dataset("train", augment=True)
+        sampler = ResumableBatchSampler(
+            len(train_set), tcfg.batch_size, rank=info.rank, world_size=info.world_size, seed=tcfg.seed
+        )
+        loader = DataLoader(
+            _EpochItems(train_set),
+            batch_sampler=_EpochTagged(sampler),
+            num_workers=tcfg.num_workers,
+            persistent_workers=tcfg.num_workers > 0,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=_worker_init,
+            generator=torch.Generator().manual_seed(tcfg.seed + info.rank),
+        )
+        test_set = task.build_dataset("test", augment=False) if info.is_main else None
+
+        result = RunResult(run_dir=self.run_dir, step=start, checkpoint=existing, networks=nets)
+        logger = RunLogger(
+            self.run_dir, enabled=info.is_main, total=tcfg.iterations, initial=min(start, tcfg.iterations),
+            progress=self.progress, description=cfg.task,
+        )
+        try:
+            if info.is_main and test_set is not None and start == 0:
+                evals = self.evaluate(test_set)  # the untrained baseline of the eval curves
+                if evals:
+                    logger.scalars(0, evals, prefix="eval/")
+                    result.evals.append((0, evals))
+            step = start
+            sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
+            count = 0
+            while step < tcfg.iterations:
+                sampler.set_position(step)
+                for batch in loader:
+                    losses = self.train_step(self._to_device(batch))
+                    step += 1
+                    count += 1
+                    for k, v in losses.items():
+                        sums[k] = sums[k] + v.detach().float()
+                    logger.advance()
+                    last = step == tcfg.iterations
+                    if step % tcfg.log_every == 0 or last:
+                        means = self._reduce_mean(sums, count)
+                        bad = [k for k, v in means.items() if not math.isfinite(v)]
+                        if bad:
+                            raise FloatingPointError(f"step {step}: non-finite loss {', '.join(bad)} (lower optim.lr?)")
+                        logger.scalars(step, means, prefix="loss/")
+                        result.losses.append((step, means))
+                        sums.clear()
+                        count = 0
+                    if info.is_main and test_set is not None and (step % tcfg.sample_every == 0 or last):
+                        evals = self.evaluate(test_set)
+                        if evals:
+                            logger.scalars(step, evals, prefix="eval/")
+                            result.evals.append((step, evals))
+                        logger.image(step, "samples", self.sample_grid(test_set))
+                    if step % tcfg.checkpoint_every == 0 or last:
+                        if info.is_main:
+                            result.checkpoint = self.save(step, sampler)
+                    if step >= tcfg.iterations:
+                        break
+            result.step = step
+        finally:
+            logger.close()
+            del loader
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    # ------------------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.config.train.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        cl = self.config.train.channels_last
+        for k, v in batch.items():
+            if torch.is_tensor(v):
+                v = v.to(self.device, non_blocking=True)
+                if cl and v.ndim == 4 and v.is_floating_point():
+                    v = v.contiguous(memory_format=torch.channels_last)
+            out[k] = v
+        return out
+
+    def _weighted(self, losses: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
+        weights = self.task.loss_weights(kind)  # type: ignore[arg-type]
+        missing = [n for n in weights if n not in losses]
+        if missing:
+            raise RuntimeError(f"task {self.task.name} returned no {kind} loss {missing} (got {list(losses)})")
+        terms = [float(w) * losses[n].float() for n, w in weights.items() if w != 0.0]
+        if not terms:
+            raise RuntimeError(f"task {self.task.name}: every {kind} loss has weight 0, nothing to train")
+        return torch.stack(terms).sum()
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One optimisation step: G forward, D step (GAN tasks), G step; returns detached losses."""
+        task = self.task
+        logged: dict[str, torch.Tensor] = {}
+        with self._autocast():
+            out = task.forward(self.wrapped, batch)
+        if self.d_opt is not None:
+            discs = [self.nets[n] for n in task.discriminators]
+            set_requires_grad(discs, True)
+            with self._autocast():
+                d_losses = task.dis_losses(self.wrapped, batch, out)
+            total = self._weighted(d_losses, "dis")
+            self.d_opt.zero_grad(set_to_none=True)
+            total.backward()
+            self.d_opt.step()
+            set_requires_grad(discs, False)
+            logged.update({f"dis/{k}": v.detach() for k, v in d_losses.items()})
+        with self._autocast():
+            g_losses = task.gen_losses(self.gen_view, batch, out)
+        total = self._weighted(g_losses, "gen")
+        self.g_opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.g_opt.step()
+        logged.update({f"gen/{k}": v.detach() for k, v in g_losses.items()})
+        return logged
+
+    def _reduce_mean(self, sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
+        names = sorted(sums)
+        if not names or count == 0:
+            return {}
+        values = torch.stack([sums[n] for n in names]) / count
+        if self.info.distributed:
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+            values /= self.info.world_size
+        return {n: float(v) for n, v in zip(names, values.cpu().tolist())}
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def _eval_loader(self, dataset: Dataset, count: int) -> DataLoader:
+        items = Subset(dataset, list(range(min(count, len(dataset)))))  # type: ignore[arg-type]
+        return DataLoader(items, batch_size=self.config.train.batch_size // self.info.world_size or 1, shuffle=False, num_workers=0)
+
+    def _eval_mode(self) -> list[nn.Module]:
+        was_training = [m for m in self.nets.values() if m.training]
+        for m in self.nets.values():
+            m.eval()
+        return was_training
+
+    @torch.no_grad()
+    def evaluate(self, dataset: Dataset) -> dict[str, float]:
+        """Held-out losses, averaged over ``train.eval_batches`` test batches (plain modules)."""
+        tcfg = self.config.train
+        if tcfg.eval_batches == 0:
+            return {}
+        local = max(1, tcfg.batch_size // self.info.world_size)
+        was_training = self._eval_mode()
+        sums: dict[str, float] = defaultdict(float)
+        n = 0
+        try:
+            for batch in self._eval_loader(dataset, tcfg.eval_batches * local):
+                batch = self._to_device(batch)
+                with self._autocast():
+                    values = self.task.eval_losses(self.nets, batch)
+                size = next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
+                for k, v in values.items():
+                    sums[k] += float(v) * size
+                n += size
+        finally:
+            for m in was_training:
+                m.train()
+        return {k: v / n for k, v in sums.items()} if n else {}
+
+    @torch.no_grad()
+    def sample_grid(self, dataset: Dataset) -> np.ndarray:
+        """An image grid of the first ``train.sample_count`` test pairs (columns from ``task.visuals``)."""
+        was_training = self._eval_mode()
+        try:
+            rows: list[list[torch.Tensor]] = []
+            labels: list[str] = []
+            for batch in self._eval_loader(dataset, self.config.train.sample_count):
+                batch = self._to_device(batch)
+                with self._autocast():
+                    outputs = self.task.generate(self.nets, batch)
+                columns = self.task.visuals(batch, outputs)
+                labels = [title for title, _ in columns]
+                for i in range(columns[0][1].shape[0]):
+                    rows.append([img[i].float().clamp(-1, 1).cpu() for _, img in columns])
+        finally:
+            for m in was_training:
+                m.train()
+        return make_grid(rows, labels=labels)
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def _network_kwargs(self, existing: Path | None) -> dict[str, dict[str, Any]]:
+        """Complete constructor kwargs per network (config + defaults; init_from ones from their checkpoint)."""
+        from posetransfer.training.config import complete_kwargs
+
+        kwargs: dict[str, dict[str, Any]] = {}
+        for name, net in self.nets.items():
+            if name in self.config.model:
+                kwargs[name] = complete_kwargs(type(net), self.config.model[name])
+            else:
+                src = ckpt_io.resolve_checkpoint(self.config.init_from[name])
+                kwargs[name] = ckpt_io.read_model_json(src)["networks"][name]["kwargs"]
+        return kwargs
+
+    def save(self, step: int, sampler: ResumableBatchSampler) -> Path:
+        epoch, batch = divmod(step, sampler.batches_per_epoch)
+        state = {
+            "step": step,
+            "optimizers": {"gen": self.g_opt.state_dict(), **({"dis": self.d_opt.state_dict()} if self.d_opt else {})},
+            "rng": rng_state(),
+            "data": {"epoch": epoch, "batch": batch, "seed": self.config.train.seed, "batches_per_epoch": sampler.batches_per_epoch},
+            "world_size": self.info.world_size,
+        }
+        trainable = set(self.task.generators) | set(self.task.discriminators)
+        return ckpt_io.save_checkpoint(
+            self.run_dir, step, self.nets, self.kwargs, trainable, dump_config(self.config), state,
+            task=self.config.task, keep=self.config.train.keep_checkpoints,
+        )
+
+    def _restore(self, ckpt: Path) -> int:
+        """Load weights, optimizer states and RNG states from ``ckpt``; returns its step."""
+        model = ckpt_io.read_model_json(ckpt)
+        saved = model["networks"]
+        if model.get("task") != self.config.task:
+            raise CheckpointError(f"{ckpt / ckpt_io.MODEL_JSON}: written by task {model.get('task')!r}, not {self.config.task!r}")
+        for name, net in self.nets.items():
+            if name not in saved:
+                raise CheckpointError(f"{ckpt / ckpt_io.MODEL_JSON}: has no network {name!r}")
+            if saved[name]["kwargs"] != self.kwargs[name]:
+                raise CheckpointError(
+                    f"{ckpt / ckpt_io.MODEL_JSON}: network {name!r} was built with {saved[name]['kwargs']}, "
+                    f"the config now asks for {self.kwargs[name]}"
+                )
+            ckpt_io.load_weights(net, ckpt / f"{name}.safetensors")
+        state = ckpt_io.load_state(ckpt)
+        try:
+            self.g_opt.load_state_dict(state["optimizers"]["gen"])
+            if self.d_opt is not None:
+                self.d_opt.load_state_dict(state["optimizers"]["dis"])
+        except (KeyError, ValueError, RuntimeError) as err:
+            raise CheckpointError(f"{ckpt / ckpt_io.STATE_FILE}: optimizer state does not fit ({err})") from None
+        try:
+            set_rng_state(state["rng"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as err:
+            raise CheckpointError(f"{ckpt / ckpt_io.STATE_FILE}: malformed RNG state ({err})") from None
+        return int(state["step"])
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def train(
+    config: Config | str | Path,
+    out_dir: str | Path,
+    overrides: list[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Train ``config`` (a :class:`Config` or a YAML path) into ``out_dir``; see :class:`Trainer`."""
+    if isinstance(config, (str, Path)):
+        config = load_config(config, overrides)
+    elif overrides:
+        config = config_from_dict(apply_overrides(dump_config(config), overrides))
+    return Trainer(config, out_dir, resume=resume, progress=progress).fit()
+
+
+def resume_run(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True) -> RunResult:
+    """Continue the run in ``run_dir`` with the config it was started with (plus ``overrides``)."""
+    path = Path(run_dir) / RUN_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; is {run_dir} a training run folder?")
+    return train(path, run_dir, overrides=overrides, resume=True, progress=progress)

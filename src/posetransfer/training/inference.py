@@ -1,0 +1,134 @@
+"""Inference from a checkpoint: rebuild the networks, run them over a data set's pairs, write PNGs.
+
+``load_generator(CKPT)`` rebuilds every network of a checkpoint from its ``model.json`` (class +
+constructor kwargs) and ``*.safetensors`` weights (no pickle is loaded), and the task from the
+checkpoint's ``config.json``; a PG2 stage-II checkpoint holds its frozen G1 too, so it yields both
+the stage-I and stage-II images. :func:`generate_pairs` is what ``posetransfer generate`` runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from posetransfer.errors import CheckpointError, ConfigError, DataError
+from posetransfer.training import checkpoint as ckpt_io
+from posetransfer.training.config import Config, config_from_dict
+from posetransfer.training.tasks import Task, get_task_class
+from posetransfer.utils.io import save_image
+from posetransfer.utils.viz import make_grid, to_uint8
+
+__all__ = ["Generator", "load_generator", "generate_pairs", "output_name"]
+
+
+class Generator:
+    """A trained model ready for inference: ``gen(batch) -> {output name: images}``.
+
+    Attributes: ``checkpoint`` (the step folder), ``config`` (:class:`Config`), ``task``,
+    ``nets`` (plain modules in eval mode), ``outputs`` (names in display order, e.g.
+    ``["stage1", "stage2"]``) and ``final_output`` (the one to save).
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu"):
+        self.checkpoint = ckpt_io.resolve_checkpoint(checkpoint)
+        raw = ckpt_io.read_checkpoint_config(self.checkpoint)
+        try:
+            self.config: Config = config_from_dict(raw, source=str(self.checkpoint / ckpt_io.CONFIG_JSON))
+        except ConfigError as err:
+            raise CheckpointError(f"{self.checkpoint / ckpt_io.CONFIG_JSON}: invalid config ({err})") from None
+        self.task: Task = get_task_class(self.config.task)(self.config)
+        self.nets, self.model = ckpt_io.load_networks(self.checkpoint)
+        self.device = torch.device(device)
+        for net in self.nets.values():
+            net.to(self.device).eval().requires_grad_(False)
+        self.final_output = self.task.final_output
+
+    @property
+    def step(self) -> int:
+        return int(self.model.get("step", 0))
+
+    def dataset(self, path: str | Path, split: str | None = None, pairs: str | Path | None = None) -> Any:
+        """The data set at ``path`` read with the encodings this model was trained on (no augmentation)."""
+        return self.task.dataset_at(str(path), split, str(pairs) if pairs is not None else None)
+
+    @torch.no_grad()
+    def __call__(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        return self.task.generate(self.nets, batch)
+
+
+def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu") -> Generator:
+    """Rebuild a trained model from a checkpoint folder or a run folder (its latest checkpoint)."""
+    return Generator(checkpoint, device)
+
+
+def output_name(source_name: str, target_name: str) -> str:
+    """``<from-stem>___<to-stem>.png``, the file name of a generated pair (the field's convention)."""
+    return f"{Path(source_name).stem}___{Path(target_name).stem}.png"
+
+
+def generate_pairs(
+    checkpoint: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    split: str | None = None,
+    pairs: str | Path | None = None,
+    batch_size: int = 16,
+    limit: int | None = None,
+    grid_rows: int = 8,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate every pair of a data set; returns ``{"images", "grids", "out", "outputs"}``.
+
+    Writes ``OUT/<from-stem>___<to-stem>.png`` (the final output: stage II when the checkpoint
+    has one, else stage I) and ``OUT/grids/grid_XXX.png`` of ``grid_rows`` pairs each, columns
+    condition | target pose | target | stage I [| stage II]. Every file is written atomically.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+    gen = load_generator(checkpoint, device)
+    dataset = gen.dataset(data, split, pairs)
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    if n == 0:
+        raise DataError(Path(data), "no pairs to generate")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(out, "exists and is not a folder")
+    loader = DataLoader(Subset(dataset, list(range(n))), batch_size=batch_size, shuffle=False, num_workers=0)
+    from tqdm import tqdm
+
+    bar = tqdm(total=n, desc="generate", unit="pair", disable=not progress, dynamic_ncols=True)
+    written = 0
+    grids = 0
+    pending_rows: list[list[Any]] = []
+    labels: list[str] = []
+
+    def flush_grid(rows: list[list[Any]]) -> None:
+        nonlocal grids
+        save_image(out / "grids" / f"grid_{grids:03d}.png", make_grid(rows, labels=labels))
+        grids += 1
+
+    try:
+        for batch in loader:
+            outputs = gen(batch)
+            final = outputs[gen.final_output]
+            columns = gen.task.visuals(batch, outputs)
+            labels = [title for title, _ in columns]
+            for i in range(final.shape[0]):
+                save_image(out / output_name(batch["source_name"][i], batch["target_name"][i]), to_uint8(final[i].float().cpu()))
+                written += 1
+                pending_rows.append([img[i].float().cpu() for _, img in columns])
+                if len(pending_rows) == grid_rows:
+                    flush_grid(pending_rows)
+                    pending_rows = []
+            bar.update(final.shape[0])
+        if pending_rows:
+            flush_grid(pending_rows)
+    finally:
+        bar.close()
+    return {"images": written, "grids": grids, "out": str(out), "outputs": list(outputs), "step": gen.step}

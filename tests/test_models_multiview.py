@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from posetransfer.errors import ConfigError
-from posetransfer.losses.multiview import generator_loss, MultiViewLossWeights
+from posetransfer.losses.multiview import MultiViewLossWeights, generator_loss
 from posetransfer.models.multiview import (
     BiConvLSTM,
     ConvLSTM,

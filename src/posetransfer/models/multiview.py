@@ -386,7 +386,9 @@ class MultiViewGenerator(nn.Module):
     returns the generated image (B, 3, H, W) in [-1, 1] (tanh). K is 1 to ``max_sources``; the
     photos' order matters (it is a recurrence). ``num_sources`` (B,) lets a batch mix identities
     with different numbers of photos: sample ``b`` uses its first ``num_sources[b]`` photos and
-    the rest is padding. Source images are in [-1, 1]; the pose map is the stick figure of
+    the rest is padding (still run through the per-photo ResNet, so with ``norm="batch"`` it
+    enters the batch statistics; the default instance norm is per photo and unaffected).
+    Source images are in [-1, 1]; the pose map is the stick figure of
     ``pose.encodings.stick_figure`` (any fixed range works, it is learnt).
     H and W must be multiples of ``2**n_down``.
 

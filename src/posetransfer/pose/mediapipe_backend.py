@@ -37,7 +37,10 @@ two DeepFashion people side by side, 9 second persons were found.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from typing import Iterator
 
 import numpy as np
 
@@ -88,6 +91,29 @@ def landmarks_to_keypoints(
     return kp, conf
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Hide what mediapipe's C++ code prints to file descriptor 2 while loading its graph.
+
+    Those lines are logged before absl is initialised, so GLOG_minloglevel cannot silence them
+    (TFLite delegate info, "feedback manager" warnings); they would be printed on every command.
+    Python exceptions are unaffected.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. captured by a test runner): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class MediapipeBackend:
     """:class:`~posetransfer.pose.extract.PoseBackend` on mediapipe's legacy Pose (static images)."""
 
@@ -105,18 +131,24 @@ class MediapipeBackend:
             raise ValueError("only model_complexity=1 is bundled with mediapipe 0.10.21 (the others need a download)")
         self.visibility_threshold = visibility_threshold
         self.max_persons = max_persons
-        self._pose = mp_pose.Pose(
-            static_image_mode=True,
-            model_complexity=model_complexity,
-            enable_segmentation=False,
-            min_detection_confidence=min_detection_confidence,
-        )
+        with _quiet_native_stderr():
+            self._pose = mp_pose.Pose(
+                static_image_mode=True,
+                model_complexity=model_complexity,
+                enable_segmentation=False,
+                min_detection_confidence=min_detection_confidence,
+            )
+            # The graph loads its models in worker threads when it first runs: run it once here,
+            # silenced, so their log lines do not appear later in the middle of the user's output.
+            self._pose.process(np.zeros((64, 64, 3), np.uint8))
 
     def close(self) -> None:
         self._pose.close()
 
     def _run(self, image: np.ndarray) -> Detection | None:
-        result = self._pose.process(image)
+        # Every call: the landmark model (and its log lines) loads at the first call that finds someone.
+        with _quiet_native_stderr():
+            result = self._pose.process(image)
         if result.pose_landmarks is None:
             return None
         lm = np.array([(p.x, p.y, p.visibility) for p in result.pose_landmarks.landmark], dtype=np.float64)

@@ -88,6 +88,11 @@ def register(subparsers) -> None:
     r.add_argument("--require-torso", action="store_true", help="only images with both shoulders and both hips")
     r.set_defaults(func=_pairs)
 
+    # `data prepare` (a folder of one's own photos -> a data set) lives beside the pose extractor.
+    from posetransfer.commands.prepare import register_prepare
+
+    register_prepare(sub)
+
 
 def _synth(args) -> int:
     from posetransfer.data.synth import synthesize

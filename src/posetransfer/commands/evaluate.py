@@ -1,0 +1,86 @@
+"""``posetransfer evaluate``: the papers' metrics on a folder of generated images, or a comparison
+of several evaluated runs. Thin: the work is in :mod:`posetransfer.evaluation`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from posetransfer.errors import PosetransferError
+
+
+def _metric_list(text: str) -> list[str]:
+    from posetransfer.evaluation.metrics import ALL_METRICS
+
+    names = [t.strip() for t in text.replace(" ", ",").split(",") if t.strip()]
+    unknown = [n for n in names if n not in ALL_METRICS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown metrics {', '.join(unknown) or text!r}; known: {', '.join(ALL_METRICS)}")
+    return names
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="compute SSIM / mask-SSIM / IS / FID / LPIPS / PSNR / PCKh of generated images",
+        description=(
+            "Evaluate generated images named <from-stem>___<to-stem>.png against their targets in a "
+            "data set, writing metrics.json, table.md (PG2 Table 1 layout) and report.html (best and "
+            "worst pairs); or, with --compare, put several evaluated runs in one table. Default "
+            "metrics: ssim_pg2, ssim_patn, mask_ssim_pg2, mask_ssim_patn, psnr, l1, masked_l1, plus "
+            "is/mask_is/fid and lpips when their weights are on this machine and pckh when a pose "
+            "backend is installed. Weights are looked up in the --*-weights path, then "
+            "$POSETRANSFER_WEIGHTS_DIR, then ~/.cache/posetransfer, then downloaded."
+        ),
+    )
+    p.add_argument("--generated", type=Path, help="folder of generated <from-stem>___<to-stem>.png images")
+    p.add_argument("--data", type=Path, help="the data set (plain, Market or DeepFashion layout)")
+    p.add_argument("--split", default=None, help="data set split (train/test) when the folder holds several")
+    p.add_argument("--out", type=Path, help="report folder (metrics.json, table.md, report.html)")
+    p.add_argument("--metrics", type=_metric_list, default=None, help="comma-separated metrics to compute (default: see above)")
+    p.add_argument("--compare", type=Path, nargs="+", metavar="RUN", help="report folders (or metrics.json files) to tabulate, rows = runs")
+    p.add_argument("--name", default=None, help="row name in the table (default: the generated folder's name)")
+    p.add_argument("--patn-bound", type=int, default=None, metavar="PX",
+                   help="PATN's white padding per side for ssim_patn (default: 40 on 176-wide images, else 0)")  # fmt: skip
+    p.add_argument("--fid-real", type=Path, default=None,
+                   help="real images for FID: a folder (statistics cached) or an .npz with mu and sigma (default: the data set's images)")  # fmt: skip
+    p.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth")
+    p.add_argument("--alexnet-weights", default=None, help="local alexnet-owt-7be5be79.pth (LPIPS)")
+    p.add_argument("--lpips-weights", default=None, help="local LPIPS v0.1 alex.pth")
+    p.add_argument("--pose-backend", default="mediapipe", help="pose estimator for PCKh (default: mediapipe)")
+    p.add_argument("--show", type=int, default=8, help="best and worst pairs shown in report.html (default 8)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from posetransfer.evaluation.report import compare_runs
+    from posetransfer.utils.io import atomic_write_text
+
+    if args.compare:
+        if args.generated or args.data:
+            raise PosetransferError("--compare takes report folders only; leave out --generated and --data")
+        table = compare_runs(args.compare)
+        if args.out:
+            atomic_write_text(Path(args.out) / "table.md", table)
+        print(table, end="")
+        return 0
+    missing = [opt for opt, v in (("--generated", args.generated), ("--data", args.data), ("--out", args.out)) if v is None]
+    if missing:
+        raise PosetransferError(f"missing {', '.join(missing)} (or use --compare RUN...)")
+
+    from posetransfer.evaluation.evaluate import WeightPaths, run_evaluation
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    values = run_evaluation(
+        args.generated, args.data, args.out, split=args.split, metrics=args.metrics, bound=args.patn_bound,
+        weights=WeightPaths(args.inception_weights, args.alexnet_weights, args.lpips_weights),
+        fid_real=args.fid_real, pose_backend=args.pose_backend, name=args.name, show=args.show,
+        progress=not args.no_progress, log=log,
+    )  # fmt: skip
+    print((Path(args.out) / "table.md").read_text(encoding="utf-8"), end="")
+    print(f"wrote {args.out}/metrics.json, table.md, report.html ({values['pairs']} pairs)", file=sys.stderr)
+    return 0

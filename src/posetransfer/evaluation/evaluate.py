@@ -1,0 +1,335 @@
+"""Evaluate a folder of generated images against a data set: the library behind ``posetransfer evaluate``.
+
+Generated files are named ``<from-stem>___<to-stem>.png`` (the field's convention, PATN / GFLA):
+the stems of the source and target image names of the data set. The data set is any layout
+:func:`posetransfer.data.layouts.resolve_dataset` recognises. Outputs in ``REPORT_DIR``:
+``metrics.json`` (flat ``{metric: value}`` plus ``pairs``), ``table.md`` (PG2's Table 1 layout)
+and ``report.html`` (best and worst pairs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from posetransfer.errors import DataError, PosetransferError
+from posetransfer.evaluation import metrics as M
+from posetransfer.evaluation.weights import cache_dir, find_weights
+from posetransfer.pose.io import read_annotations
+from posetransfer.utils.io import atomic_path, atomic_write_json, atomic_write_text, read_image
+
+SEPARATOR = "___"
+PATN_DEEPFASHION_WIDTH = 176  # PATN pads exactly these images with 40 white columns per side
+
+
+@dataclass
+class EvaluationSet:
+    """Generated images and their targets, in matching order."""
+
+    generated_files: list[Path]
+    pairs: list[tuple[str, str]]  # (source name, target name) as named in the data set
+    generated: np.ndarray  # (N, H, W, 3) uint8
+    targets: np.ndarray  # (N, H, W, 3) uint8
+    target_keypoints: np.ndarray  # (N, 18, 2) float32
+    images_dir: Path
+
+    def masks(self) -> np.ndarray:
+        """The targets' PG2 pose masks ``(N, H, W)`` uint8 (mask-SSIM, mask-IS, masked L1)."""
+        from posetransfer.pose.encodings import pose_mask
+
+        h, w = self.targets.shape[1:3]
+        out = np.empty((len(self.targets), h, w), dtype=np.uint8)
+        for i in range(0, len(out), 512):
+            out[i : i + 512] = pose_mask(self.target_keypoints[i : i + 512], (h, w)) > 0.5
+        return out
+
+
+def parse_generated_name(path: str | Path) -> tuple[str, str]:
+    """``a___b.png`` -> ``("a", "b")``; anything else is a :class:`DataError` naming the file."""
+    stem = Path(path).stem
+    parts = stem.split(SEPARATOR)
+    if len(parts) != 2 or not all(parts):
+        raise DataError(path, f"generated images must be named <from-stem>{SEPARATOR}<to-stem>.png")
+    return parts[0], parts[1]
+
+
+def _list_generated(folder: Path) -> list[Path]:
+    from posetransfer.data.layouts import list_images
+
+    if not folder.is_dir():
+        raise DataError(folder, "generated image folder does not exist")
+    files = [folder / n for n in list_images(folder)]
+    if not files:
+        raise DataError(folder, f"holds no generated images (<from-stem>{SEPARATOR}<to-stem>.png)")
+    return files
+
+
+def load_evaluation_set(
+    generated_dir: str | Path, data: str | Path, split: str | None = None, *, progress: bool = False
+) -> EvaluationSet:
+    """Read every generated image of ``generated_dir`` and its target from the data set ``data``.
+
+    A generated name whose stems are not images of the data set's annotation, or a generated image
+    whose size differs from its target's, is a :class:`DataError` naming the file.
+    """
+    from tqdm import tqdm
+
+    from posetransfer.data.layouts import resolve_dataset
+
+    files = resolve_dataset(data, split)
+    annotations = read_annotations(files.annotation_path)
+    by_stem: dict[str, str] = {}
+    for name in annotations:
+        by_stem.setdefault(os.path.splitext(name)[0], name)
+    generated_files = _list_generated(Path(generated_dir))
+    pairs = []
+    for f in generated_files:
+        src, tgt = parse_generated_name(f)
+        missing = [s for s in (src, tgt) if s not in by_stem]
+        if missing:
+            raise DataError(f, f"{missing[0]!r} is not an image of {files.annotation_path} (expected <from-stem>{SEPARATOR}<to-stem>.png)")
+        pairs.append((by_stem[src], by_stem[tgt]))
+    generated, targets = [], []
+    for f, (_, tgt) in tqdm(list(zip(generated_files, pairs)), desc="read", unit="img", disable=not progress, leave=False):
+        target = read_image(files.images_dir / tgt)
+        targets.append(target)
+        generated.append(read_image(f, size=target.shape[:2]))
+    return EvaluationSet(
+        generated_files=generated_files,
+        pairs=pairs,
+        generated=np.stack(generated),
+        targets=np.stack(targets),
+        target_keypoints=np.stack([annotations[t] for _, t in pairs]).astype(np.float32),
+        images_dir=files.images_dir,
+    )
+
+
+# ----------------------------------------------------------------------------- FID real statistics
+
+
+def real_statistics(
+    inception, source: str | Path, *, cache: bool = True, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the pool3 features of a real set: a folder of images (cached to
+    ``~/.cache/posetransfer/fid_stats/<key>.npz``, the key hashing the folder path and its files'
+    names, sizes and times) or an ``.npz`` holding ``mu`` and ``sigma`` (pytorch-fid's format)."""
+    from posetransfer.data.layouts import list_images
+    from posetransfer.evaluation.inception import inception_outputs
+
+    source = Path(source)
+    if source.suffix == ".npz":
+        if not source.is_file():
+            raise DataError(source, "FID statistics file does not exist")
+        try:
+            with np.load(source) as z:
+                return z["mu"], z["sigma"]
+        except (OSError, KeyError, ValueError) as err:
+            raise DataError(source, f"not an FID statistics file with mu and sigma ({err})") from None
+    names = list_images(source)
+    if len(names) < 2:
+        raise DataError(source, "the FID real set needs at least 2 images")
+    h = hashlib.sha1(str(source.resolve()).encode())
+    for n in names:
+        st = (source / n).stat()
+        h.update(f"{n}:{st.st_size}:{st.st_mtime_ns}".encode())
+    cached = cache_dir() / "fid_stats" / f"{h.hexdigest()[:16]}.npz"
+    if cache and cached.is_file():
+        with np.load(cached) as z:
+            return z["mu"], z["sigma"]
+    feats = []
+    for i in range(0, len(names), 200):  # read in chunks: a full real set does not fit in memory
+        batch = np.stack([read_image(source / n) for n in names[i : i + 200]])
+        feats.append(inception_outputs(inception, batch, progress=progress)[0])
+    mu, sigma = M.feature_statistics(np.concatenate(feats))
+    if cache:
+        with atomic_path(cached) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, mu=mu, sigma=sigma)
+    return mu, sigma
+
+
+# ----------------------------------------------------------------------------- the whole run
+
+
+@dataclass
+class WeightPaths:
+    inception: str | None = None
+    alexnet: str | None = None
+    lpips: str | None = None
+
+
+def plan_metrics(
+    requested: Sequence[str] | None, weights: WeightPaths, pose_backend: str | None
+) -> tuple[list[str], list[str]]:
+    """(metrics to compute, notes on what is skipped). ``None`` = the cheap metrics, plus the
+    Inception metrics / LPIPS when their weights are already on this machine (no download), plus
+    PCKh when the pose backend is installed. Asked-for metrics are always computed (their weights
+    downloaded if needed) or fail with a clear error."""
+    if requested is not None:
+        unknown = [m for m in requested if m not in M.ALL_METRICS]
+        if unknown:
+            raise PosetransferError(f"unknown metrics {', '.join(unknown)}; known: {', '.join(M.ALL_METRICS)}")
+        return list(dict.fromkeys(requested)), []
+    plan, notes = list(M.CHEAP_METRICS), []
+    if find_weights("fid_inception", weights.inception):
+        plan += list(M.INCEPTION_METRICS)
+    else:
+        notes.append("is, mask_is, fid skipped: the Inception weights are not on this machine (ask for them with --metrics to download)")
+    if find_weights("alexnet", weights.alexnet) and find_weights("lpips_alex", weights.lpips):
+        plan.append("lpips")
+    else:
+        notes.append("lpips skipped: the AlexNet / LPIPS weights are not on this machine (ask for it with --metrics to download)")
+    if pose_backend and _pose_backend_available(pose_backend):
+        plan.append("pckh")
+    else:
+        notes.append(f"pckh skipped: the pose backend {pose_backend!r} is not installed (pip install 'posetransfer[pose]')")
+    return plan, notes
+
+
+def _pose_backend_available(name: str) -> bool:
+    from posetransfer.pose.extract import get_backend
+
+    try:
+        get_backend(name)
+    except PosetransferError:
+        return False
+    return True
+
+
+def estimate_keypoints(images: np.ndarray, backend_name: str, *, progress: bool = False) -> np.ndarray:
+    """Keypoints ``(N, 18, 2)`` of the generated images by the pose backend; all missing (-1) where
+    it finds no person, which PCKh then counts as wrong (as OpenPose's empty output in PATN)."""
+    from tqdm import tqdm
+
+    from posetransfer.pose.extract import NoPersonError, extract_pose, get_backend
+    from posetransfer.pose.schema import empty_pose
+
+    backend = get_backend(backend_name)
+    out = np.empty((len(images), 18, 2), dtype=np.float32)
+    for i in tqdm(range(len(images)), desc="pose", unit="img", disable=not progress, leave=False):
+        try:
+            out[i] = extract_pose(images[i], backend).keypoints
+        except NoPersonError:
+            out[i] = empty_pose()
+    return out
+
+
+def evaluate_set(
+    data: EvaluationSet,
+    metrics: Sequence[str],
+    *,
+    bound: int | None = None,
+    weights: WeightPaths | None = None,
+    fid_real: str | Path | None = None,
+    pose_backend: str = "mediapipe",
+    progress: bool = False,
+    log: Callable[[str], None] = lambda s: None,
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Compute ``metrics`` on a loaded :class:`EvaluationSet` -> (metrics.json dict, per-pair values).
+
+    ``bound=None`` applies PATN's 40-pixel white padding exactly on 176-wide images (its
+    DeepFashion protocol) and none otherwise.
+    """
+    weights = weights or WeightPaths()
+    width = data.generated.shape[2]
+    if bound is None:
+        bound = 40 if width == PATN_DEEPFASHION_WIDTH else 0
+    needs_masks = any(m in M.MASK_METRICS for m in metrics)
+    masks = data.masks() if needs_masks else None
+    inception = real = lpips_model = None
+    if any(m in M.INCEPTION_METRICS for m in metrics):
+        from posetransfer.evaluation.inception import load_fid_inception
+
+        inception = load_fid_inception(weights.inception)
+        if "fid" in metrics:
+            real_source = Path(fid_real) if fid_real else data.images_dir
+            log(f"FID real statistics from {real_source}")
+            real = real_statistics(inception, real_source, progress=progress)
+    if "lpips" in metrics:
+        from posetransfer.evaluation.lpips import load_lpips_alex
+
+        lpips_model = load_lpips_alex(weights.alexnet, weights.lpips)
+    per_pair: dict[str, np.ndarray] = {}
+    result = M.compute_metrics(
+        data.generated, data.targets, masks, [m for m in metrics if m != "pckh"], bound=bound,
+        inception=inception, real_stats=real, lpips_model=lpips_model, per_pair=per_pair, progress=progress,
+    )  # fmt: skip
+    if "pckh" in metrics:
+        from posetransfer.evaluation.pck import pckh
+
+        pred = estimate_keypoints(data.generated, pose_backend, progress=progress)
+        result["pckh"], _, _ = pckh(pred, data.target_keypoints)
+    ordered = {m: result[m] for m in M.ALL_METRICS if m in result}
+    for extra in ("is_std", "mask_is_std"):
+        if extra in result:
+            ordered[extra] = result[extra]
+    if any(m in metrics for m in ("ssim_patn", "mask_ssim_patn")):
+        ordered["ssim_patn_bound"] = bound
+    ordered["pairs"] = result["pairs"]
+    return ordered, per_pair
+
+
+def write_metrics_json(path: str | Path, values: dict[str, float]) -> None:
+    """``metrics.json``: non-finite values (inf PSNR of identical images, NaN) become null (valid JSON)."""
+    clean = {k: (v if not isinstance(v, float) or np.isfinite(v) else None) for k, v in values.items()}
+    atomic_write_json(path, clean)
+
+
+def run_evaluation(
+    generated_dir: str | Path,
+    data: str | Path,
+    out_dir: str | Path,
+    *,
+    split: str | None = None,
+    metrics: Sequence[str] | None = None,
+    bound: int | None = None,
+    weights: WeightPaths | None = None,
+    fid_real: str | Path | None = None,
+    pose_backend: str = "mediapipe",
+    name: str | None = None,
+    show: int = 8,
+    progress: bool = False,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, float]:
+    """Evaluate ``generated_dir`` against ``data`` and write ``metrics.json``, ``table.md`` and
+    ``report.html`` into ``out_dir``; returns the metrics. ``metrics=None``: see :func:`plan_metrics`."""
+    from posetransfer.evaluation.report import format_table, write_html_report
+
+    weights = weights or WeightPaths()
+    plan, notes = plan_metrics(metrics, weights, pose_backend)
+    for n in notes:
+        log(n)
+    data_set = load_evaluation_set(generated_dir, data, split, progress=progress)
+    log(f"{len(data_set.pairs)} generated images; metrics: {', '.join(plan)}")
+    values, per_pair = evaluate_set(
+        data_set, plan, bound=bound, weights=weights, fid_real=fid_real, pose_backend=pose_backend,
+        progress=progress, log=log,
+    )  # fmt: skip
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    label = name or Path(generated_dir).resolve().name
+    table = format_table([(label, values)])
+    write_metrics_json(out_dir / "metrics.json", values)
+    atomic_write_text(out_dir / "table.md", table + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else ""))
+    key = next((m for m in ("ssim_pg2", "ssim_patn", "lpips", "psnr", "l1") if m in per_pair), None)
+    if key is not None:
+        src_dir = data_set.images_dir
+
+        def triplet(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            h, w = data_set.targets.shape[1:3]
+            try:
+                source = read_image(src_dir / data_set.pairs[i][0], size=(h, w))
+            except DataError:  # a source of another size (or unreadable) is shown grey, not fatal
+                source = np.full((h, w, 3), 128, np.uint8)
+            return source, data_set.generated[i], data_set.targets[i]
+
+        write_html_report(
+            out_dir / "report.html", title=f"posetransfer evaluation: {label}", metric=key,
+            values=per_pair[key], names=data_set.pairs, load_triplet=triplet, table_md=table, notes=notes, k=show,
+        )  # fmt: skip
+    return values

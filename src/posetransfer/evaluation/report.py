@@ -1,0 +1,148 @@
+"""Reports of an evaluation: a Markdown table in PG2's Table 1 layout and an HTML page of the best
+and worst pairs; several runs' ``metrics.json`` in one table (rows = runs)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from posetransfer.errors import DataError
+from posetransfer.evaluation.metrics import HIGHER_IS_BETTER
+from posetransfer.utils.io import atomic_write_text
+
+# Column order: PG2's Table 1 quartet (SSIM, IS, mask-SSIM, mask-IS), then later work's metrics.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ssim_pg2", "SSIM (PG2)"),
+    ("is", "IS"),
+    ("mask_ssim_pg2", "mask-SSIM (PG2)"),
+    ("mask_is", "mask-IS"),
+    ("ssim_patn", "SSIM (PATN)"),
+    ("mask_ssim_patn", "mask-SSIM (PATN)"),
+    ("fid", "FID"),
+    ("lpips", "LPIPS"),
+    ("psnr", "PSNR"),
+    ("l1", "L1"),
+    ("masked_l1", "masked L1"),
+    ("pckh", "PCKh"),
+)
+_DECIMALS = {"fid": 2, "psnr": 2}
+
+
+def _fmt(key: str, value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return f"{float(value):.{_DECIMALS.get(key, 3)}f}"
+
+
+def format_table(rows: Sequence[tuple[str, dict]]) -> str:
+    """Markdown table, one row per (name, metrics dict); only columns some row has, arrows show
+    which way is better, ``-`` where a row lacks a value."""
+    present = [(k, label) for k, label in COLUMNS if any(k in m for _, m in rows)]
+    head = ["Model"] + [f"{label} {'↑' if HIGHER_IS_BETTER[k] else '↓'}" for k, label in present] + ["pairs"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in rows:
+        cells = [name.replace("|", "\\|")] + [_fmt(k, m.get(k)) for k, _ in present] + [str(m.get("pairs", "-"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = []
+    bounds = {m.get("ssim_patn_bound") for _, m in rows if "ssim_patn_bound" in m}
+    if bounds:
+        notes.append(
+            "SSIM (PATN): Gaussian window, data range of the generated image"
+            + (f", white padding of {', '.join(str(b) for b in sorted(bounds))} px per side" if bounds != {0} else "")
+            + "."
+        )
+    return "\n".join(lines) + "\n" + ("\n" + " ".join(notes) + "\n" if notes else "")
+
+
+def read_metrics(run: str | Path) -> dict:
+    """A run's ``metrics.json`` (``run`` is the report folder or the file itself)."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / "metrics.json"
+    if not path.is_file():
+        raise DataError(path, "metrics file does not exist (run posetransfer evaluate first)")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(path, f"not a metrics JSON file ({err})") from None
+    if not isinstance(values, dict):
+        raise DataError(path, "expected a JSON object of metric values")
+    return values
+
+
+def compare_runs(runs: Sequence[str | Path]) -> str:
+    """One Markdown table of several runs (rows named by their folders)."""
+    rows = []
+    for run in runs:
+        p = Path(run)
+        name = p.parent.name if p.suffix == ".json" else p.name
+        rows.append((name or str(p), read_metrics(p)))
+    return format_table(rows)
+
+
+def _png_data_uri(image: np.ndarray) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def write_html_report(
+    path: str | Path,
+    *,
+    title: str,
+    metric: str,
+    values: np.ndarray,
+    names: Sequence[tuple[str, str]],
+    load_triplet,
+    table_md: str,
+    notes: Sequence[str] = (),
+    k: int = 8,
+) -> None:
+    """``report.html``: the ``k`` best and ``k`` worst pairs by ``metric`` (source | generated |
+    target, images embedded as PNG data URIs so the page is one self-contained file).
+
+    ``load_triplet(i) -> (source, generated, target)`` uint8 images of pair ``i``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    valid = np.flatnonzero(~np.isnan(values))
+    order = valid[np.argsort(values[valid], kind="stable")]
+    if HIGHER_IS_BETTER.get(metric, True):
+        order = order[::-1]
+    best, worst = order[:k], order[::-1][:k]
+
+    def section(label: str, idx: np.ndarray) -> str:
+        rows = []
+        for i in idx:
+            src, gen, tgt = load_triplet(int(i))
+            strip = np.concatenate([src, gen, tgt], axis=1)
+            rows.append(
+                f'<figure><img src="{_png_data_uri(strip)}" alt="pair {i}"><figcaption>'
+                f"{html.escape(names[i][0])} &rarr; {html.escape(names[i][1])}: {metric} = {_fmt(metric, float(values[i]))}"
+                "</figcaption></figure>"
+            )
+        return f"<h2>{label}</h2>\n<p>source | generated | target</p>\n" + "\n".join(rows)
+
+    table_html = "<pre>" + html.escape(table_md) + "</pre>"
+    notes_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} figure{{display:inline-block;margin:0.5em}}
+img{{image-rendering:pixelated;height:256px}} figcaption{{font-size:small;max-width:40em}}</style></head>
+<body><h1>{html.escape(title)}</h1>
+{table_html}
+{notes_html}
+{section(f"Best {len(best)} pairs by {metric}", best)}
+{section(f"Worst {len(worst)} pairs by {metric}", worst)}
+</body></html>
+"""
+    atomic_write_text(path, page)

@@ -226,7 +226,7 @@ class Trainer:
         # DDP over the trainable networks only; frozen ones stay plain modules.
         wrapped: dict[str, nn.Module] = dict(nets)
         if info.distributed:
-            for name in trainable:
+            for name in (*task.generators, *task.discriminators):  # same order on every rank
                 wrapped[name] = DistributedDataParallel(
                     nets[name], device_ids=[self.device.index] if self.device.type == "cuda" else None
                 )

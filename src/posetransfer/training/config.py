@@ -384,6 +384,8 @@ def apply_overrides(raw: dict, overrides: list[str] | None, origins: dict | None
             for p in [p for p in origins if p[: len(path)] == path]:
                 del origins[p]
             _record(value, origins, f"--set {text}", path)
+            for n in range(1, len(path)):  # mappings the override created
+                origins.setdefault(path[:n], f"--set {text}")
     return out
 
 

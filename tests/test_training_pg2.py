@@ -171,6 +171,9 @@ def test_resume_is_bit_exact(synth, small_pairs, tmp_path):
             assert torch.equal(st["exp_avg_sq"], sb["optimizers"][opt]["state"][i]["exp_avg_sq"])
     # the per-step losses after the resume point match the straight run's
     assert [l for s, l in straight.losses if s > 4] == [l for s, l in resumed.losses]
+    # a config whose networks no longer match the checkpoint cannot resume it
+    with pytest.raises(CheckpointError, match="network 'g1' was built with"):
+        train(TINY, tmp_path / "b", resume=True, progress=False, overrides=common + ["train.iterations=9", "model.g1.base_channels=4"])
     # resuming a finished run is a no-op
     again = train(TINY, tmp_path / "b", resume=True, progress=False, overrides=common + ["train.iterations=8"])
     assert again.step == 8 and again.losses == []

@@ -67,7 +67,7 @@ def format_table(rows: Sequence[tuple[str, dict]]) -> str:
 def read_metrics(run: str | Path) -> dict:
     """A run's ``metrics.json`` (``run`` is the report folder or the file itself)."""
     path = Path(run)
-    if path.is_dir():
+    if path.suffix != ".json":
         path = path / "metrics.json"
     if not path.is_file():
         raise DataError(path, "metrics file does not exist (run posetransfer evaluate first)")

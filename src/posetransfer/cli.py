@@ -16,7 +16,7 @@ from posetransfer import __version__
 from posetransfer.errors import PosetransferError
 
 # Order = order in --help.
-COMMAND_MODULES = ("data", "bench", "pose", "transfer", "train", "generate", "evaluate", "study")
+COMMAND_MODULES = ("demo", "data", "bench", "pose", "transfer", "train", "generate", "evaluate", "study")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,6 +54,9 @@ class PairDataConfig(StrictModel):
     sigma: float = Field(default=6.0, gt=0)
     #: probability of a left-right flip (PG2 sec. 4.1: "we do left-right flip for both datasets")
     flip: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: a control, not a paper row: G1 sees all-zero pose inputs, so it cannot know the target pose
+    #: (the "pose-blind" baseline of the demo: what G1 learns from the condition image alone)
+    blind_pose: bool = False
     #: optional pairs files replacing the data sets' own
     train_pairs: str | None = None
     test_pairs: str | None = None
@@ -101,11 +104,12 @@ class _PG2Task(Task):
             seed=self.config.train.seed,
         )
 
-    @staticmethod
-    def _g1(nets: Nets, batch: Batch) -> torch.Tensor:
+    def _g1(self, nets: Nets, batch: Batch) -> torch.Tensor:
         g1 = nets["g1"]
         embedding = getattr(g1, "module", g1).pose_embedding
         pose = batch["target_coords"] if embedding == "ce" else batch["target_heatmaps"]
+        if self.data_cfg.blind_pose:  # type: ignore[attr-defined]
+            pose = torch.zeros_like(pose)
         return g1(batch["source_image"], pose)
 
     @staticmethod

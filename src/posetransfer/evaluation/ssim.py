@@ -239,7 +239,7 @@ def ssim_patn(
 def apply_mask(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """``images (N, H, W, 3) uint8 * masks (N, H, W) in {0, 1}`` -> uint8, as PG2's and PATN's
     mask-SSIM / mask-IS do (both images times the *target's* pose mask)."""
-    masks = np.asarray(masks)
-    if masks.shape != np.asarray(images).shape[:-1]:
-        raise ValueError(f"masks of shape {masks.shape} do not match images of shape {np.asarray(images).shape}")
-    return (np.asarray(images) * (masks[..., None] > 0.5)).astype(np.uint8)
+    images, masks = np.asarray(images), np.asarray(masks)
+    if masks.shape != images.shape[:-1]:
+        raise ValueError(f"masks of shape {masks.shape} do not match images of shape {images.shape}")
+    return np.where((masks > 0.5)[..., None], images, np.uint8(0)).astype(np.uint8, copy=False)

@@ -151,3 +151,33 @@ def test_pck_uses_the_person_box():
     assert pck(pred[None], target[None])[1:] == (1, 2)
     with pytest.raises(ValueError, match="18, 2"):
         pck(np.zeros((1, 17, 2)), np.zeros((1, 17, 2)))
+
+
+def test_compute_metrics_inception_metrics_with_an_injected_network():
+    """IS, mask-IS and FID through compute_metrics, with a tiny stand-in for the Inception."""
+    import torch
+
+    from posetransfer.evaluation.inception import inception_outputs
+
+    class TinyInception(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(3, 4)
+
+        def forward(self, x):  # (N, 3, H, W) in [0, 1] -> pool3 (N, 4), logits (N, 5)
+            pool3 = self.proj(x.mean(dim=(2, 3)))
+            return pool3, torch.cat([pool3, -pool3.sum(1, keepdim=True)], 1) * 10
+
+    rng = np.random.default_rng(5)
+    gen = rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
+    tgt = rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
+    masks = np.ones((20, 8, 8), np.float32)
+    net = TinyInception().eval()
+    feats, probs = inception_outputs(net, gen)
+    assert feats.shape == (20, 4) and probs.shape == (20, 5)
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    out = compute_metrics(gen, tgt, masks, ["is", "mask_is", "fid"], inception=net, real_stats=feature_statistics(feats))
+    assert abs(out["fid"]) < 1e-6  # the generated set against its own statistics
+    assert out["is"] == pytest.approx(inception_score_from_probs(probs)[0])
+    assert out["mask_is"] == pytest.approx(out["is"])  # an all-ones mask changes nothing
+    assert out["is"] > 1.0 and "is_std" in out and out["pairs"] == 20

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.evaluation import metrics as M
@@ -227,15 +228,18 @@ def evaluate_set(
     weights: WeightPaths | None = None,
     fid_real: str | Path | None = None,
     pose_backend: str = "mediapipe",
+    device: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda s: None,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Compute ``metrics`` on a loaded :class:`EvaluationSet` -> (metrics.json dict, per-pair values).
 
     ``bound=None`` applies PATN's 40-pixel white padding exactly on 176-wide images (its
-    DeepFashion protocol) and none otherwise.
+    DeepFashion protocol) and none otherwise. The Inception and LPIPS networks run on ``device``
+    (default: CUDA when available); SSIM and the pixel metrics on the CPU.
     """
     weights = weights or WeightPaths()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     width = data.generated.shape[2]
     if bound is None:
         bound = 40 if width == PATN_DEEPFASHION_WIDTH else 0
@@ -245,7 +249,7 @@ def evaluate_set(
     if any(m in M.INCEPTION_METRICS for m in metrics):
         from posetransfer.evaluation.inception import load_fid_inception
 
-        inception = load_fid_inception(weights.inception)
+        inception = load_fid_inception(weights.inception).to(device)
         if "fid" in metrics:
             real_source = Path(fid_real) if fid_real else data.images_dir
             log(f"FID real statistics from {real_source}")
@@ -253,12 +257,15 @@ def evaluate_set(
     if "lpips" in metrics:
         from posetransfer.evaluation.lpips import load_lpips_alex
 
-        lpips_model = load_lpips_alex(weights.alexnet, weights.lpips)
+        lpips_model = load_lpips_alex(weights.alexnet, weights.lpips).to(device)
     per_pair: dict[str, np.ndarray] = {}
-    result = M.compute_metrics(
-        data.generated, data.targets, masks, [m for m in metrics if m != "pckh"], bound=bound,
-        inception=inception, real_stats=real, lpips_model=lpips_model, per_pair=per_pair, progress=progress,
-    )  # fmt: skip
+    try:
+        result = M.compute_metrics(
+            data.generated, data.targets, masks, [m for m in metrics if m != "pckh"], bound=bound,
+            inception=inception, real_stats=real, lpips_model=lpips_model, per_pair=per_pair, progress=progress,
+        )  # fmt: skip
+    except ValueError as err:  # too few images for IS splits / FID statistics, ...
+        raise PosetransferError(f"cannot compute the metrics: {err}") from None
     if "pckh" in metrics:
         from posetransfer.evaluation.pck import pckh
 

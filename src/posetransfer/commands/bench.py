@@ -8,6 +8,13 @@ such function and listing it in :data:`SUBCOMMANDS`.
 loader's single-sample path: PG2 needs the 18 disk heatmaps and the pose mask, the multi-view
 generator the stick figure and the mask. The goal is at most 2 ms for all of a sample's
 encodings at 256 x 256 on one CPU core, so that encoding never starves training.
+
+``bench train`` times full training steps (forward, losses, backward, optimizer steps; D and G
+for GAN tasks) of a config on synthetic in-memory batches of the config's image and batch size
+(:mod:`posetransfer.training.benchmark`). The goal on CPU: at least 3x the images/s of the plain
+reference (fp32, eager, NCHW, glibc's default malloc; ``--baseline``) at the Market recipe.
+``--compare`` runs both. ``bench precision`` trains a config in fp32 and in bf16 and compares
+the loss curves (the check behind ``precision: bf16`` in the PG2 recipes).
 """
 
 from __future__ import annotations
@@ -23,19 +30,9 @@ import numpy as np
 from posetransfer.errors import DataError
 from posetransfer.pose.encodings import disk_heatmaps, gaussian_heatmaps, pose_mask, stick_figure
 from posetransfer.pose.io import read_annotations
-from posetransfer.pose.schema import MISSING, NUM_KEYPOINTS
+from posetransfer.pose.schema import NUM_KEYPOINTS
 
 GOAL_MS = 2.0
-
-# A standing person in a 256 x 176 frame (DeepFashion-like), (y, x); a few joints missing.
-_REFERENCE_POSE = np.array(
-    [[30, 88], [62, 88], [62, 58], [100, 50], [136, 48], [62, 118], [100, 126], [136, 128],
-     [140, 70], [190, 68], [238, 66], [140, 106], [190, 108], [238, 110],
-     [24, 80], [24, 96], [28, 72], [MISSING, MISSING]],
-    dtype=np.float32,
-)  # fmt: skip
-_REFERENCE_SIZE = (256, 176)
-
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"256x176"`` -> ``(256, 176)`` (height x width)."""
@@ -46,16 +43,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
     return h, w
-
-
-def bench_poses(size: tuple[int, int], count: int, seed: int = 0) -> np.ndarray:
-    """``count`` plausible poses in a ``size`` frame: the reference pose scaled, jittered and shifted."""
-    rng = np.random.default_rng(seed)
-    scale = np.asarray(size, np.float32) / np.asarray(_REFERENCE_SIZE, np.float32)
-    poses = np.repeat(_REFERENCE_POSE[None] * scale, count, axis=0)
-    poses += rng.normal(0.0, 0.03 * min(size), poses.shape).astype(np.float32)
-    poses[:, _REFERENCE_POSE[:, 0] < 0] = MISSING
-    return poses
 
 
 def _load_poses(path: Path, count: int) -> np.ndarray:
@@ -77,6 +64,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def time_per_sample(fn: Callable[[np.ndarray], object], poses: np.ndarray) -> float:
     """Median over 5 passes of the mean time per sample (ms) of ``fn`` on single poses."""
     fn(poses[0])  # warm-up: caches, lazy imports
@@ -94,6 +91,8 @@ def run_encodings(args: argparse.Namespace) -> int:
     if args.annotations is not None:
         poses = _load_poses(args.annotations, args.repeat)
     else:
+        from posetransfer.training.benchmark import bench_poses  # imports torch: only when needed
+
         poses = bench_poses(size, args.repeat)
     assert poses.shape[1:] == (NUM_KEYPOINTS, 2)
     encodings: dict[str, Callable[[np.ndarray], object]] = {
@@ -143,8 +142,171 @@ def _register_encodings(group: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_encodings)
 
 
+# ---- bench train -------------------------------------------------------------------------------
+
+#: the speed-up over the plain reference the tuned settings should reach on CPU (the issue's goal)
+TRAIN_GOAL_SPEEDUP = 3.0
+
+
+def _random_init(items: list[str]) -> tuple[list[str], dict]:
+    """``NAME=CONFIG`` items -> ({name: Config}); the config's ``model.NAME`` builds a random network."""
+    from posetransfer.errors import ConfigError
+    from posetransfer.training.config import load_config
+
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--random-init: expected NAME=CONFIG such as g1=configs/pg2/market/g1_posemaskloss.yaml, got {item!r}")
+        out[name] = load_config(path)
+    return items, out
+
+
+def _format_train(result: dict, title: str) -> list[str]:
+    s = result["settings"]
+    cuda = f", peak CUDA {result['peak_cuda_mb']:.0f} MB" if result.get("peak_cuda_mb") is not None else ""
+    h, w = result["image_size"]
+    return [
+        f"{title}: {result['description']} ({result['task']}), batch {result['batch_size']} at {h}x{w}, "
+        f"{result['steps']} timed steps after {result['warmup']} warm-up",
+        f"  images/s {result['images_per_s']:.3f}   seconds/step {result['seconds_per_step']:.3f}   "
+        f"peak RSS {result['peak_rss_mb']:.0f} MB{cuda}",
+        f"  precision {s['precision']}, channels_last {str(s['channels_last']).lower()}, malloc tuning "
+        f"{s['malloc_tuning']}, threads {s['threads']}, device {s['device']}"
+        + (f" ({s['gpu']})" if s.get("gpu") else ""),
+        f"  torch {s['torch']}, CPU {s['cpu']} x {s['cpus']}, load average "
+        f"{' '.join(f'{v:.2f}' for v in result['loadavg'])}",
+    ]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from posetransfer.training import benchmark
+    from posetransfer.training.config import load_config
+    from posetransfer.utils import perf
+
+    if args.no_malloc_tuning:
+        os.environ[perf.DISABLE_ENV] = "1"
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    raw_random, random_init = _random_init(args.random_init)
+    overrides = list(args.overrides)
+    if args.baseline or args.compare:
+        baseline = benchmark.run_baseline(
+            args.config, overrides, steps=args.steps, warmup=args.warmup, random_init=raw_random, threads=args.threads
+        )
+    if args.baseline:
+        report = baseline
+        lines = _format_train(baseline, "bench train (baseline)")
+    else:
+        config = load_config(args.config, overrides)
+        result = benchmark.bench_train(
+            config, steps=args.steps, warmup=args.warmup, random_init=random_init, malloc=not args.no_malloc_tuning
+        ).as_dict()
+        report = result
+        lines = _format_train(result, "bench train")
+        if args.compare:
+            ratio = result["images_per_s"] / baseline["images_per_s"]
+            report = {**result, "baseline": baseline, "speedup": ratio, "goal_speedup": TRAIN_GOAL_SPEEDUP}
+            verdict = "meets" if ratio >= TRAIN_GOAL_SPEEDUP else "MISSES"
+            lines = [*_format_train(baseline, "baseline"), *_format_train(result, "tuned"),
+                     f"speed-up {ratio:.2f}x {verdict} the goal of {TRAIN_GOAL_SPEEDUP:.0f}x"]  # fmt: skip
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def _register_train(group: argparse._SubParsersAction) -> None:
+    p = group.add_parser(
+        "train",
+        help="time training steps of a config on synthetic batches",
+        description="Time full training steps (forward, losses, backward, optimizer steps; D and G for GAN "
+        "tasks) of CONFIG's task on synthetic in-memory batches of its image and batch size: no data set "
+        "needed. Reports images/s, seconds/step, peak memory and the settings.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="CONFIG", help="a training config (YAML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.precision=bf16 (repeatable)")  # fmt: skip
+    p.add_argument("--steps", type=_positive_int, default=5, metavar="N", help="timed steps (default 5)")
+    p.add_argument("--warmup", type=_non_negative_int, default=1, metavar="N", help="untimed steps first (default 1)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="torch intra-op threads (default: torch's choice)")  # fmt: skip
+    p.add_argument("--random-init", action="append", default=[], metavar="NAME=CONFIG",
+                   help="build network NAME with random weights from CONFIG's model.NAME instead of loading it "
+                   "from init_from (e.g. g1=configs/pg2/market/g1_posemaskloss.yaml for stage II)")  # fmt: skip
+    p.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's default malloc settings")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--baseline", action="store_true",
+                      help="run the plain reference instead: fp32, eager, NCHW, default malloc (in a subprocess)")  # fmt: skip
+    mode.add_argument("--compare", action="store_true", help="run the reference and the config's settings; print the ratio")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_train)
+
+
+# ---- bench precision ---------------------------------------------------------------------------
+
+
+def run_precision(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from posetransfer.training import benchmark
+
+    with tempfile.TemporaryDirectory(prefix="posetransfer-precision-") as tmp:
+        overrides = list(args.overrides)
+        if args.synth is not None:
+            from posetransfer.data.synth import synthesize
+
+            h, w = args.synth
+            data = Path(tmp) / "data"
+            synthesize(data, size=(h, w), identities=args.identities, views=6, seed=0, progress=False)
+            overrides += [f"data.train={data / 'train'}", f"data.test={data / 'test'}"]
+        cmp = benchmark.compare_precision(args.config, Path(tmp) / "runs", overrides, window=args.window,
+                                          loss_name=args.loss)  # fmt: skip
+    if args.json:
+        print(json.dumps(cmp.as_dict(), indent=2))
+        return 0
+    print(f"fp32 vs bf16, {cmp.steps} steps, {cmp.loss_name} (seconds: fp32 {cmp.seconds['fp32']}, bf16 {cmp.seconds['bf16']})")
+    print(f"  {'step':>6} {'train fp32':>11} {'train bf16':>11} {'held-out fp32':>14} {'held-out bf16':>14}")
+    held = {p: dict(v) for p, v in cmp.held_out.items()}
+    for (step, a), (_, b) in zip(cmp.train["fp32"], cmp.train["bf16"]):
+        he = f"{held['fp32'][step]:14.4f} {held['bf16'][step]:14.4f}" if step in held["fp32"] and step in held["bf16"] else ""
+        if he or step % max(1, cmp.steps // 10) == 0:
+            print(f"  {step:>6} {a:11.4f} {b:11.4f} {he}")
+    print(f"  last {cmp.window} steps: max relative gap train {cmp.max_rel_gap_train:.2%} "
+          f"(mean {cmp.mean_rel_gap_train:.2%}), held-out {cmp.max_rel_gap_held_out:.2%}")  # fmt: skip
+    return 0
+
+
+def _register_precision(group: argparse._SubParsersAction) -> None:
+    p = group.add_parser(
+        "precision",
+        help="compare bf16 and fp32 loss curves of a config",
+        description="Train CONFIG twice, in fp32 and in bf16 (same seed, data order and initial weights), and "
+        "compare the training and held-out loss curves over the last --window steps.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="CONFIG", help="a training config (YAML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (repeatable)")  # fmt: skip
+    p.add_argument("--synth", type=parse_size, default=None, metavar="HxW",
+                   help="train on a fresh synthetic data set of this size (data.train/test point at it)")  # fmt: skip
+    p.add_argument("--identities", type=_positive_int, default=40, metavar="N", help="synthetic identities (default 40)")
+    p.add_argument("--window", type=_positive_int, default=100, metavar="N", help="steps compared at the end (default 100)")
+    p.add_argument("--loss", default="pose_mask_l1", help="the loss compared (default pose_mask_l1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_precision)
+
+
 # Subcommands of ``bench``, in --help order.
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_register_encodings,)
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _register_encodings,
+    _register_train,
+    _register_precision,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,456 @@
+"""Training-speed benchmark (``posetransfer bench train``) and the bf16-vs-fp32 loss-curve check.
+
+:func:`bench_train` times full training steps of a config's task on synthetic in-memory batches,
+so a recipe (e.g. PG2 on Market-1501, 000_*.txt sec. 4.1: 128x64, batch 16) can be measured
+without its data set:
+
+* the networks and optimizers are set up as :class:`~posetransfer.training.base.Trainer` does
+  (device, ``channels_last``, frozen networks in ``eval()`` without gradients, Adam with the
+  config's rates), and each step is :meth:`Trainer.train_step` itself: generator forward, the
+  discriminator step (GAN tasks), the generator step, under ``torch.autocast`` for ``bf16``;
+* batches are random but well-formed: images in [-1, 1], and the pose inputs are the task's real
+  encodings (disk/Gaussian heatmaps, pose mask, coordinate vector, stick figure) of jittered
+  standing poses at the config's image size, two batches cycled so no step reuses its inputs;
+* ``--warmup`` untimed steps first (allocator and oneDNN kernel caches), then ``--steps`` timed
+  ones (on CUDA with a synchronisation before reading the clock).
+
+The plain reference of the speed goal (fp32, eager, NCHW, glibc's default malloc) runs in a
+subprocess (:func:`run_baseline`), because malloc settings cannot be undone inside a process.
+
+:func:`compare_precision` is the numerics check behind ``train.precision: bf16`` as a default:
+the same run (same seed, data order and initial weights) in fp32 and in bf16, compared on the
+training and held-out pose-mask L1 curves (PG2 eq. 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from posetransfer.errors import ConfigError
+from posetransfer.pose import encodings
+from posetransfer.pose.schema import MISSING
+from posetransfer.training.base import Trainer, seed_everything
+from posetransfer.training.config import Config, load_config
+from posetransfer.training.tasks import Task
+from posetransfer.utils import perf
+
+__all__ = [
+    "TrainBenchResult",
+    "PrecisionComparison",
+    "bench_poses",
+    "synthetic_pair_batch",
+    "bench_train",
+    "run_baseline",
+    "machine_info",
+    "compare_precision",
+    "BASELINE_OVERRIDES",
+]
+
+#: what the plain reference changes in a config: fp32 and NCHW (and, in its process, default malloc)
+BASELINE_OVERRIDES = ("train.precision=fp32", "train.channels_last=false")
+
+# A standing person in a 256 x 176 frame (DeepFashion-like), (y, x); a few joints missing.
+_REFERENCE_POSE = np.array(
+    [[30, 88], [62, 88], [62, 58], [100, 50], [136, 48], [62, 118], [100, 126], [136, 128],
+     [140, 70], [190, 68], [238, 66], [140, 106], [190, 108], [238, 110],
+     [24, 80], [24, 96], [28, 72], [MISSING, MISSING]],
+    dtype=np.float32,
+)  # fmt: skip
+_REFERENCE_SIZE = (256, 176)
+
+# tasks whose items are PairDataset items (000_*: PG2 stage I, G1+D, stage II)
+_PAIR_TASKS = ("pg2_stage1", "pg2_g1_d", "pg2_stage2")
+
+
+def bench_poses(size: tuple[int, int], count: int, seed: int = 0) -> np.ndarray:
+    """``count`` plausible poses in a ``size`` frame: the reference pose scaled, jittered and shifted."""
+    rng = np.random.default_rng(seed)
+    scale = np.asarray(size, np.float32) / np.asarray(_REFERENCE_SIZE, np.float32)
+    poses = np.repeat(_REFERENCE_POSE[None] * scale, count, axis=0)
+    poses += rng.normal(0.0, 0.03 * min(size), poses.shape).astype(np.float32)
+    poses[:, _REFERENCE_POSE[:, 0] < 0] = MISSING
+    return poses
+
+
+# ----------------------------------------------------------------------------------------------
+# Synthetic batches
+
+
+def synthetic_pair_batch(
+    batch_size: int,
+    size: tuple[int, int],
+    *,
+    heatmap: str = "disk",
+    radius: int = 4,
+    sigma: float = 6.0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A collated batch with the keys and shapes of :class:`~posetransfer.data.datasets.PairDataset`.
+
+    Images are uniform noise in [-1, 1] (speed does not depend on the pixels); poses are jittered
+    reference poses encoded with the same functions the data set uses, so masks and heatmaps have
+    realistic sparsity.
+    """
+    h, w = size
+    gen = torch.Generator().manual_seed(seed)
+    source_kp = bench_poses(size, batch_size, seed=2 * seed)
+    target_kp = bench_poses(size, batch_size, seed=2 * seed + 1)
+    heat = encodings.pose_heatmaps(target_kp, size, kind=heatmap, radius=radius, sigma=sigma)  # type: ignore[arg-type]
+    return {
+        "source_image": torch.rand(batch_size, 3, h, w, generator=gen) * 2 - 1,
+        "target_image": torch.rand(batch_size, 3, h, w, generator=gen) * 2 - 1,
+        "source_keypoints": torch.from_numpy(source_kp),
+        "target_keypoints": torch.from_numpy(target_kp),
+        "target_heatmaps": torch.from_numpy(np.ascontiguousarray(heat, dtype=np.float32)),
+        "target_coords": torch.from_numpy(encodings.coordinate_vector(target_kp, size)),
+        "target_stick": torch.from_numpy(encodings.stick_figure(target_kp, size)),
+        "target_mask": torch.from_numpy(encodings.pose_mask(target_kp, size))[:, None],
+        "source_name": [f"bench_{i}_a.jpg" for i in range(batch_size)],
+        "target_name": [f"bench_{i}_b.jpg" for i in range(batch_size)],
+    }
+
+
+def _image_size(config: Config, nets: dict[str, nn.Module]) -> tuple[int, int]:
+    """The frame of the networks (their ``image_size``), else of the data section."""
+    for net in nets.values():
+        size = getattr(net, "image_size", None)
+        if size:
+            return int(size[0]), int(size[1])
+    size = getattr(config.data, "image_size", None)
+    if size:
+        return int(size[0]), int(size[1])
+    raise ConfigError(f"{config.task}: cannot tell the image size (no network records image_size)")
+
+
+# ----------------------------------------------------------------------------------------------
+# The benchmark
+
+
+@dataclass
+class TrainBenchResult:
+    """What ``bench train`` reports (``--json`` prints :meth:`as_dict`)."""
+
+    description: str
+    task: str
+    image_size: list[int]
+    batch_size: int
+    warmup: int
+    steps: int
+    images: int
+    seconds: float
+    images_per_s: float
+    seconds_per_step: float
+    #: seconds of each timed step
+    step_seconds: list[float]
+    #: the process's peak resident set size (``getrusage`` maxrss), MB
+    peak_rss_mb: float
+    #: ``torch.cuda.max_memory_allocated`` during the timed steps (CUDA only), MB
+    peak_cuda_mb: float | None
+    #: precision, channels_last, malloc tuning, threads, device, torch, CPU, GPU
+    settings: dict[str, Any]
+    #: ``os.getloadavg()`` right after the timed steps (other processes sharing the CPU)
+    loadavg: list[float]
+    #: the last step's losses (a sanity check that the step trained something finite)
+    losses: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def machine_info(device: torch.device | None = None) -> dict[str, Any]:
+    """CPU model and count, torch version and threads, GPU name: the context of a timing."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "glibc": perf.glibc_version(),
+    }
+    if device is not None and device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _build_networks(task: Task, config: Config, random_init: dict[str, Config]) -> dict[str, nn.Module]:
+    """The task's networks; those named in ``random_init`` are built (random weights) from that
+    config's ``model`` section instead of being loaded from ``init_from`` (e.g. stage II's G1,
+    whose stage-I checkpoint a benchmark does not need)."""
+    if not random_init:
+        return task.build_networks()
+    unknown = [n for n in random_init if n not in config.init_from]
+    if unknown:
+        raise ConfigError(f"--random-init {unknown[0]}: the config loads no network {unknown[0]!r} from init_from")
+    from posetransfer.training.checkpoint import load_network_from
+
+    nets: dict[str, nn.Module] = {}
+    for name in task.config_networks():
+        nets[name] = task.network_class(name)(**config.model[name])
+    for name, path in config.init_from.items():
+        if name in random_init:
+            other = random_init[name]
+            if name not in other.model:
+                raise ConfigError(f"--random-init {name}: config {other.description or other.task!r} has no model.{name}")
+            nets[name] = task.network_class(name)(**other.model[name])
+        else:
+            nets[name] = load_network_from(path, name, expected_class=task.network_class(name))
+    return nets
+
+
+def _prepare_trainer(config: Config, random_init: dict[str, Config]) -> Trainer:
+    """A :class:`Trainer` set up for :meth:`Trainer.train_step` as ``Trainer._fit`` sets it up
+    (single process: no DDP wrapping, no data loader, no run folder)."""
+    trainer = Trainer(config, run_dir=Path(tempfile.gettempdir()) / "posetransfer-bench-unused", progress=False)
+    tcfg = config.train
+    device = _resolve_device(tcfg.device)
+    seed_everything(tcfg.seed)
+    task = trainer.task_cls(config)
+    nets = _build_networks(task, config, random_init)
+    trainable = set(task.generators) | set(task.discriminators)
+    for name, net in nets.items():
+        net.to(device)
+        if tcfg.channels_last:
+            net.to(memory_format=torch.channels_last)
+        if name not in trainable:
+            net.eval()
+            net.requires_grad_(False)
+    o = config.optim
+    gen_params = [p for n in task.generators for p in nets[n].parameters()]
+    trainer.g_opt = torch.optim.Adam(gen_params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    trainer.d_opt = None
+    if task.discriminators:
+        dis_params = [p for n in task.discriminators for p in nets[n].parameters()]
+        trainer.d_opt = torch.optim.Adam(dis_params, lr=o.dis_lr or o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    trainer.device = device
+    trainer.task = task
+    trainer.nets = nets
+    trainer.wrapped = dict(nets)
+    trainer.gen_view = dict(nets)
+    return trainer
+
+
+def _batches(config: Config, size: tuple[int, int]) -> Iterator[dict[str, Any]]:
+    if config.task not in _PAIR_TASKS:
+        raise ConfigError(
+            f"bench train: task {config.task!r} has no synthetic batches yet (supported: {', '.join(_PAIR_TASKS)})"
+        )
+    data = config.data
+    kw = {"heatmap": data.heatmap, "radius": data.radius, "sigma": data.sigma}  # type: ignore[attr-defined]
+    pool = [synthetic_pair_batch(config.train.batch_size, size, seed=i, **kw) for i in range(2)]
+    i = 0
+    while True:
+        yield pool[i % len(pool)]
+        i += 1
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_train(
+    config: Config,
+    *,
+    steps: int = 5,
+    warmup: int = 1,
+    random_init: dict[str, Config] | None = None,
+    malloc: bool = True,
+) -> TrainBenchResult:
+    """Time ``steps`` full training steps of ``config``'s task after ``warmup`` untimed ones.
+
+    ``malloc`` applies :func:`posetransfer.utils.perf.tune_malloc` first (the process-wide glibc
+    setting ``posetransfer train`` uses; ``POSETRANSFER_NO_MALLOC_TUNING=1`` still disables it).
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError("steps must be >= 1 and warmup >= 0")
+    if malloc:
+        perf.tune_malloc()
+    trainer = _prepare_trainer(config, random_init or {})
+    device = trainer.device
+    size = _image_size(config, trainer.nets)
+    batches = _batches(config, size)
+    for _ in range(warmup):
+        trainer.train_step(trainer._to_device(next(batches)))
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times: list[float] = []
+    losses: dict[str, torch.Tensor] = {}
+    for _ in range(steps):
+        batch = trainer._to_device(next(batches))
+        start = time.perf_counter()
+        losses = trainer.train_step(batch)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    total = float(sum(times))
+    images = steps * config.train.batch_size
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    peak_cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    settings = {
+        "precision": config.train.precision,
+        "channels_last": config.train.channels_last,
+        "malloc_tuning": perf.malloc_tuning(),
+        "compile": False,
+        "device": str(device),
+        **machine_info(device),
+    }
+    return TrainBenchResult(
+        description=config.description or config.task,
+        task=config.task,
+        image_size=list(size),
+        batch_size=config.train.batch_size,
+        warmup=warmup,
+        steps=steps,
+        images=images,
+        seconds=round(total, 4),
+        images_per_s=images / total,
+        seconds_per_step=total / steps,
+        step_seconds=[round(t, 4) for t in times],
+        peak_rss_mb=round(peak_rss_mb, 1),
+        peak_cuda_mb=None if peak_cuda is None else round(peak_cuda, 1),
+        settings=settings,
+        loadavg=[round(v, 2) for v in os.getloadavg()],
+        losses={k: float(v) for k, v in losses.items()},
+    )
+
+
+def run_baseline(
+    config_path: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    steps: int = 5,
+    warmup: int = 1,
+    random_init: list[str] | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """The plain reference in a fresh process: fp32, NCHW, eager, glibc's default malloc.
+
+    Runs ``posetransfer bench train --json`` with :data:`BASELINE_OVERRIDES` appended (they win
+    over ``overrides``), ``POSETRANSFER_NO_MALLOC_TUNING=1`` and the ``MALLOC_*_`` variables
+    removed; returns its JSON result.
+    """
+    cmd = [sys.executable, "-m", "posetransfer.cli", "bench", "train", "--config", str(config_path),
+           "--steps", str(steps), "--warmup", str(warmup), "--json", "--no-malloc-tuning"]  # fmt: skip
+    for item in [*(overrides or []), *BASELINE_OVERRIDES]:
+        cmd += ["--set", item]
+    for item in random_init or []:
+        cmd += ["--random-init", item]
+    if threads is not None:
+        cmd += ["--threads", str(threads)]
+    env = {k: v for k, v in os.environ.items() if k not in perf.MALLOC_ENV}
+    env[perf.DISABLE_ENV] = "1"
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise ConfigError(f"the baseline run failed: {lines[-1] if lines else f'exit status {proc.returncode}'}")
+    return json.loads(proc.stdout)
+
+
+# ----------------------------------------------------------------------------------------------
+# bf16 vs fp32 loss curves
+
+
+@dataclass
+class PrecisionComparison:
+    """Training and held-out curves of one run in fp32 and in bf16 (same seed, data, weights)."""
+
+    steps: int
+    window: int
+    #: (step, value) of the training loss per precision
+    train: dict[str, list[tuple[int, float]]]
+    #: (step, value) of the held-out loss per precision
+    held_out: dict[str, list[tuple[int, float]]]
+    #: max over the last ``window`` steps of |bf16 - fp32| / fp32
+    max_rel_gap_train: float
+    max_rel_gap_held_out: float
+    #: mean over the last ``window`` steps of the same gap (the per-step training loss is noisy)
+    mean_rel_gap_train: float
+    seconds: dict[str, float]
+    loss_name: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rel_gaps(a: list[tuple[int, float]], b: list[tuple[int, float]], first_step: int) -> list[float]:
+    bv = dict(b)
+    return [abs(bv[s] - v) / abs(v) for s, v in a if s > first_step and s in bv and v != 0]
+
+
+def compare_precision(
+    config: str | Path | Config,
+    out_dir: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    window: int = 100,
+    loss_name: str = "pose_mask_l1",
+) -> PrecisionComparison:
+    """Train ``config`` twice, ``train.precision=fp32`` then ``bf16`` (everything else equal), and
+    compare the curves of ``loss_name``: training (``gen/<loss_name>``, logged every
+    ``train.log_every`` steps) and held-out (``eval/<loss_name>``, every ``train.sample_every``).
+
+    The gaps are relative to fp32, over the steps after ``iterations - window``.
+    """
+    from posetransfer.training.base import train
+    from posetransfer.training.config import apply_overrides, config_from_dict, dump_config
+
+    if not isinstance(config, Config):
+        config = load_config(config, overrides)
+    elif overrides:
+        config = config_from_dict(apply_overrides(dump_config(config), overrides))
+    raw = dump_config(config)
+    curves: dict[str, list[tuple[int, float]]] = {}
+    evals: dict[str, list[tuple[int, float]]] = {}
+    seconds: dict[str, float] = {}
+    for precision in ("fp32", "bf16"):
+        cfg = config_from_dict(apply_overrides(raw, [f"train.precision={precision}"]))
+        result = train(cfg, Path(out_dir) / precision, progress=False)
+        curves[precision] = [(s, v[f"gen/{loss_name}"]) for s, v in result.losses if f"gen/{loss_name}" in v]
+        evals[precision] = [(s, v[loss_name]) for s, v in result.evals if loss_name in v]
+        seconds[precision] = round(result.seconds, 1)
+        if not curves[precision]:
+            raise ConfigError(f"{config.task}: the run logged no loss 'gen/{loss_name}'")
+    first = config.train.iterations - window
+    train_gaps = _rel_gaps(curves["fp32"], curves["bf16"], first)
+    eval_gaps = _rel_gaps(evals["fp32"], evals["bf16"], first)
+    return PrecisionComparison(
+        steps=config.train.iterations,
+        window=window,
+        train=curves,
+        held_out=evals,
+        max_rel_gap_train=max(train_gaps, default=float("nan")),
+        max_rel_gap_held_out=max(eval_gaps, default=float("nan")),
+        mean_rel_gap_train=float(np.mean(train_gaps)) if train_gaps else float("nan"),
+        seconds=seconds,
+        loss_name=loss_name,
+    )

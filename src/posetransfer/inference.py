@@ -92,8 +92,9 @@ class Pipeline:
         self.frame = frame
         self.fill = fill
         self._backend = backend
-        # PG2 conditions on one image (000_*, sec. 3); the multi-view generator on 1-5 (003_*, sec. 3.1).
-        self.max_sources = max_sources if max_sources is not None else (1 if task.name.startswith("pg2") else 5)
+        # PG2 conditions on one image (000_*, sec. 3); the multi-view generator on 1-5 (003_*, sec. 3.1),
+        # its -S variant on one: the task knows (``Task.max_sources``).
+        self.max_sources = max_sources if max_sources is not None else int(task.max_sources)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", **kwargs) -> "Pipeline":
@@ -110,6 +111,8 @@ class Pipeline:
         except PosetransferError as err:
             raise CheckpointError(f"{ckpt}: its config cannot be used ({err})") from None
         sizes = {tuple(getattr(n, "image_size")) for n in nets.values() if hasattr(n, "image_size")}
+        if not sizes and task.image_size is not None:  # fully convolutional networks: the task's frame
+            sizes = {tuple(task.image_size)}
         if len(sizes) != 1:
             raise CheckpointError(f"{ckpt}: cannot tell the model's image size from its networks (found {sizes or 'none'})")
         if device == "auto":

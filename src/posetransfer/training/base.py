@@ -265,6 +265,7 @@ class Trainer:
             while step < tcfg.iterations:
                 sampler.set_position(step)
                 for batch in loader:
+                    self._schedule_lr(step, sampler.batches_per_epoch)
                     losses = self.train_step(self._to_device(batch))
                     step += 1
                     count += 1
@@ -300,6 +301,17 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------------------------------
+
+    def _schedule_lr(self, step: int, batches_per_epoch: int) -> None:
+        """Set both optimizers' rates for global step ``step`` from ``optim.lr_schedule`` (if any)."""
+        o = self.config.optim
+        if o.lr_schedule is None:
+            return
+        scale = o.lr_schedule.scale(step, batches_per_epoch)
+        for opt, lr in ((self.g_opt, o.lr), (self.d_opt, o.dis_lr or o.lr)):
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr * scale
 
     def _autocast(self):
         if self.config.train.precision == "bf16":

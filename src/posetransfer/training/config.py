@@ -13,7 +13,7 @@ the key *and the file it came from*)::
       g1: runs/pg2/market/g1_posemaskloss
     loss: {...}                  # the task's loss options (schema owned by the task)
     data: {...}                  # the task's data options (schema owned by the task)
-    optim: {lr: 2.0e-5, betas: [0.5, 0.999]}
+    optim: {lr: 2.0e-5, betas: [0.5, 0.999]}   # optional lr_schedule: {every: 50, unit: epochs, factor: 0.5}
     train: {batch_size: 16, iterations: 22000, precision: fp32, ...}
 
 Inheritance: ``base`` paths are relative to the file that names them; the bases are merged in
@@ -57,6 +57,7 @@ from posetransfer.errors import ConfigError
 __all__ = [
     "StrictModel",
     "DataSource",
+    "LRSchedule",
     "OptimConfig",
     "TrainConfig",
     "Config",
@@ -91,6 +92,25 @@ class DataSource(StrictModel):
         return value
 
 
+class LRSchedule(StrictModel):
+    """Step decay: the learning rate is multiplied by ``factor`` every ``every`` epochs (or iterations).
+
+    The multi-view paper (003_*, sec. 4.2): "initial learning rate 1e-4, decay 0.5 every 50
+    epochs" = ``{every: 50, unit: epochs, factor: 0.5}``. The rate at step ``s`` is a pure function
+    of ``s`` (``lr * factor ** (n // every)``, ``n`` = ``s`` or its epoch), so a resumed run follows
+    the same schedule without saving any scheduler state.
+    """
+
+    every: PositiveInt
+    unit: Literal["epochs", "iterations"] = "epochs"
+    factor: float = Field(default=0.5, gt=0.0, le=1.0)
+
+    def scale(self, step: int, batches_per_epoch: int) -> float:
+        """The factor applied to the initial rates at global step ``step`` (0-based)."""
+        n = step // max(1, batches_per_epoch) if self.unit == "epochs" else step
+        return self.factor ** (n // self.every)
+
+
 class OptimConfig(StrictModel):
     """Adam settings, shared by the generator and discriminator optimizers.
 
@@ -103,6 +123,8 @@ class OptimConfig(StrictModel):
     weight_decay: float = Field(default=0.0, ge=0.0)
     #: learning rate of the discriminator optimizer; ``null`` = same as ``lr``
     dis_lr: PositiveFloat | None = None
+    #: optional step decay of both learning rates; ``null`` = constant rates (PG2)
+    lr_schedule: LRSchedule | None = None
 
 
 class TrainConfig(StrictModel):

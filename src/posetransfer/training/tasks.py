@@ -72,6 +72,12 @@ class Task(ABC):
     generators: ClassVar[tuple[str, ...]] = ()
     discriminators: ClassVar[tuple[str, ...]] = ()
     final_output: ClassVar[str] = ""
+    #: most source photos ``generate`` conditions on (PG2: one, 000_* sec. 3); tasks whose
+    #: number depends on the config (the multi-view -S/-M variants) set it per instance
+    max_sources: int = 1
+    #: (H, W) of the model's frame for tasks whose networks do not record it (``image_size``
+    #: attribute), e.g. the fully convolutional multi-view generator; read by ``inference.Pipeline``
+    image_size: tuple[int, int] | None = None
 
     def __init__(self, config: "Config"):
         self.config = config
@@ -159,6 +165,8 @@ _BUILTIN: dict[str, str] = {
     "pg2_stage1": "posetransfer.training.pg2:PG2Stage1Task",
     "pg2_g1_d": "posetransfer.training.pg2:PG2G1DTask",
     "pg2_stage2": "posetransfer.training.pg2:PG2Stage2Task",
+    "multiview": "posetransfer.training.multiview:MultiViewTask",
+    "pix2pix": "posetransfer.training.multiview:Pix2PixTask",
 }
 _REGISTRY: dict[str, type[Task]] = {}
 

@@ -12,6 +12,8 @@ What the trainer owns (imaginaire ``trainers/base.py`` style; the task interface
 * **One step** = generator forward, then (GAN tasks) the discriminator step with the
   discriminators trainable, then the generator step with the discriminators' ``requires_grad``
   switched off. Each step back-propagates ``sum(weight * loss)`` of the task's named losses.
+* **Learning rate**: constant, or the step decay of ``optim.lr_schedule`` (e.g. the multi-view
+  paper's "decay 0.5 every 50 epochs"), set before every step from the step number alone.
 * **Numerics**: ``train.precision: bf16`` runs the forward passes and losses under
   ``torch.autocast(device_type, dtype=torch.bfloat16)`` (no loss scaling needed for bfloat16);
   ``train.channels_last`` converts the networks and the image batches to channels-last memory.

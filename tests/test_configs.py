@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 ALL_YAML = sorted(CONFIGS.rglob("*.yaml"))
 #: ``_*.yaml`` files are fragments: shared bases of the recipes beside them, not runs
+# the multiview paper's Table 1 rows: pix2pix, G+D_I, G+D_P, (G+D_I+D_P)-S, (G+D_I+D_P)-M
+MULTIVIEW_TABLE1 = ("pix2pix", "g_di", "g_dp", "g_di_dp_s", "g_di_dp_m")
 RECIPES = [p for p in ALL_YAML if not p.name.startswith("_")]
 FRAGMENTS = [p for p in ALL_YAML if p.name.startswith("_")]
 TABLE1 = ["g1_ce_l1", "g1_hme_l1", "g1_l1", "g1_posemaskloss", "g1_d", "g1_g2_d"]
@@ -41,8 +43,12 @@ def test_the_table1_recipes_and_the_debug_config_are_shipped():
     for dataset in ("market", "deepfashion"):
         names = sorted(p.stem for p in (CONFIGS / "pg2" / dataset).glob("*.yaml") if not p.name.startswith("_"))
         assert names == sorted(TABLE1)
+        names = sorted(p.stem for p in (CONFIGS / "multiview" / dataset).glob("*.yaml") if not p.name.startswith("_"))
+        assert names == sorted(MULTIVIEW_TABLE1)
     assert (CONFIGS / "debug" / "tiny.yaml").is_file()
-    assert len(RECIPES) == 13
+    assert (CONFIGS / "debug" / "multiview_tiny.yaml").is_file()
+    # 6 PG2 rows and 5 multiview rows per data set, plus the two debug configs
+    assert len(RECIPES) == 2 * (len(TABLE1) + len(MULTIVIEW_TABLE1)) + 2
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(CONFIGS)))

@@ -52,9 +52,9 @@ class DemoSettings:
     identities: int = 80
     views: int = 6
     base_channels: int = 16
-    stage1_steps: int = 500
-    blind_steps: int = 250
-    stage2_steps: int = 200
+    stage1_steps: int = 800
+    blind_steps: int = 800  # the control gets the same training as stage I
+    stage2_steps: int = 300
     batch_size: int = 16
     lr: float = 5e-4
     eval_pairs: int = 400
@@ -306,9 +306,10 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: bo
         r.pop("pairs", None)
     pairs = len(res["names"])
 
-    k = min(8, pairs)
+    # Rows spread over the evaluated pairs, so the grid shows several identities.
+    rows = np.unique(np.linspace(0, pairs - 1, min(10, pairs)).round().astype(int))
     grid = make_grid([[res[c][i] for c in ("source", "stick", "target", "copy_source", "pose_blind",
-                                           "stage1", "stage2")] for i in range(k)],
+                                           "stage1", "stage2")] for i in rows],
                      labels=["condition", "pose", "target", "copy", "blind", "stage I", "stage II"])
     grid_png = out / "grid.png"
     save_image(grid_png, grid)

@@ -190,3 +190,23 @@ def test_bf16_autocast_and_channels_last_train(synth, tmp_path):
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.isfinite(torch.tensor(v)) for v in result.losses[-1][1].values())
     assert all(v.dtype == torch.float32 for v in _weights(tmp_path / "run")["g1"].values())
+
+
+def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(synth, tmp_path, monkeypatch):
+    from posetransfer.errors import TrainingError
+    from posetransfer.training.pg2 import PG2Stage1Task
+
+    run = tmp_path / "run"
+    train(TINY, run, progress=False, overrides=data_args(synth) + QUIET + ["train.iterations=2", "train.checkpoint_every=2"])
+    before = _weights(run)
+    real = PG2Stage1Task.gen_losses
+
+    def nan_losses(self, nets, batch, out):
+        return {k: v * float("nan") for k, v in real(self, nets, batch, out).items()}
+
+    monkeypatch.setattr(PG2Stage1Task, "gen_losses", nan_losses)
+    with pytest.raises(TrainingError, match=r"step 4: non-finite loss .*step_0000002 is intact.*--resume"):
+        train(TINY, run, progress=False, resume=True,
+              overrides=data_args(synth) + QUIET + ["train.iterations=6", "train.log_every=2", "train.checkpoint_every=2"])
+    after = _weights(run)
+    assert all(torch.equal(before[n][k], after[n][k]) for n in before for k in before[n])

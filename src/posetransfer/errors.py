@@ -30,3 +30,7 @@ class ConfigError(PosetransferError):
 
 class CheckpointError(PosetransferError):
     """A checkpoint is missing, unreadable or does not match the model it is loaded into."""
+
+
+class TrainingError(PosetransferError):
+    """Training cannot go on (e.g. a loss became NaN); the last checkpoint on disk is intact."""

@@ -49,7 +49,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from posetransfer.errors import CheckpointError, ConfigError
+from posetransfer.errors import CheckpointError, ConfigError, TrainingError
 from posetransfer.training import checkpoint as ckpt_io
 from posetransfer.training.config import Config, apply_overrides, config_from_dict, dump_config, load_config
 from posetransfer.training.distributed import (
@@ -279,7 +279,12 @@ class Trainer:
                         means = self._reduce_mean(sums, count)
                         bad = [k for k, v in means.items() if not math.isfinite(v)]
                         if bad:
-                            raise FloatingPointError(f"step {step}: non-finite loss {', '.join(bad)} (lower optim.lr?)")
+                            last_ckpt = ckpt_io.latest_checkpoint(self.run_dir)
+                            kept = f"the last checkpoint {last_ckpt} is intact" if last_ckpt else "no checkpoint was written"
+                            raise TrainingError(
+                                f"{self.run_dir}: step {step}: non-finite loss {', '.join(bad)}; {kept}; "
+                                "lower optim.lr (--set optim.lr=...) and continue with --resume"
+                            )
                         logger.scalars(step, means, prefix="loss/")
                         result.losses.append((step, means))
                         sums.clear()

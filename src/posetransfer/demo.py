@@ -243,6 +243,9 @@ def _write_report(out: Path, settings: DemoSettings, results: dict[str, dict[str
         f"({s1:.4f} vs copy {results['copy_source']['mask_ssim_pg2']:.4f}, "
         f"pose-blind {results['pose_blind']['mask_ssim_pg2']:.4f}). Best on mask-SSIM: {best}."
     )
+    if results["stage2"]["mask_ssim_pg2"] < s1:
+        verdict += (" Stage II scores below stage I: it adds detail (and artefacts) that SSIM penalises;"
+                    " PG2 observed the same of its full model (000_*.txt, sec. 4.3, Table 1).")
     curves = "".join(
         _svg_curve(points, f"{name} {tag}") for name, run in runs.items() for tag, points in _curves(run)
         if tag in ("gen/pose_mask_l1", "eval/pose_mask_l1", "gen/g_bce")

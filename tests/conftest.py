@@ -11,7 +11,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("POSETRANSFER_SHARED_DATA", REPO.parent / "shared" / "data"))
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One intra-op thread: the tests' networks are tiny, results stay deterministic, and two threads
+# on a 2-core machine shared with anything else wait for each other (measured: a tiny training
+# step took 4.8 s with 2 threads under load against 0.06 s with 1; docs/benchmarks.md).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

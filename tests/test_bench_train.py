@@ -26,13 +26,6 @@ TINY = REPO / "configs" / "debug" / "tiny.yaml"
 SMALL = ["--set", "model.g1.base_channels=4", "--set", "train.batch_size=3"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the shared 2-core machine makes a 2-thread team wait on descheduled peers."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _json_run(capsys, *argv: str) -> dict:

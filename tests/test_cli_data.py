@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from posetransfer.cli import main
-from posetransfer.commands.data import parse_size
+from posetransfer.commands._args import size_hw as parse_size
 from posetransfer.data.layouts import identity_of
 from posetransfer.pose.io import read_annotations, read_pairs, write_annotations, write_pairs
 from posetransfer.utils.io import read_image

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from posetransfer.cli import main
@@ -21,12 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "configs" / "debug" / "tiny.yaml")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

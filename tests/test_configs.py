@@ -7,7 +7,6 @@ import inspect
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from posetransfer.errors import ConfigError
@@ -31,12 +30,6 @@ FRAGMENTS = [p for p in ALL_YAML if p.name.startswith("_")]
 TABLE1 = ["g1_ce_l1", "g1_hme_l1", "g1_l1", "g1_posemaskloss", "g1_d", "g1_g2_d"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_the_table1_recipes_and_the_debug_config_are_shipped():

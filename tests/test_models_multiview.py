@@ -251,16 +251,9 @@ def _rectangles(n: int, k: int, size: int, gen: torch.Generator):
     return src, pose, tgt
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: thread hand-offs cost more than the maths on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
-def test_tiny_generator_learns_on_synthetic_rectangles(one_thread):
+def test_tiny_generator_learns_on_synthetic_rectangles():
     """L1 falls, and the generator takes the square's colour from the source photos (E_I path).
 
     Batch norm here: instance norm (the default) standardises each feature map per image, which

@@ -26,13 +26,6 @@ def _pose_for(model: G1, heatmaps, coords):
     return coords if model.pose_input == "coords" else heatmaps
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread avoids oversubscribing the shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _n_params(model: torch.nn.Module) -> int:

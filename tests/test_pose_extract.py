@@ -4,8 +4,6 @@ the ``pose`` command, the built-in pose library, and (with the pose extra) media
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest

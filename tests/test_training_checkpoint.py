@@ -14,12 +14,6 @@ from posetransfer.training.base import rng_state, set_rng_state
 from posetransfer.training.distributed import ResumableBatchSampler
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 G1_KW = {"image_channels": 3, "pose_channels": 18, "base_channels": 4, "num_blocks": 2, "image_size": [16, 8], "z_dim": 4, "pose_embedding": "concat"}

@@ -37,13 +37,6 @@ QUIET = ["train.sample_every=100000", "train.eval_batches=0", "train.log_every=1
 NO_AUG = ["data.flip=0", "data.crop=null", "data.rotation=0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The CI machine has 2 cores shared by parallel jobs; one thread avoids oversubscription stalls.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,6 @@ TINY_D = "model.d={in_channels: 6, base_channels: 4, image_size: [64, 32], num_l
 G1D = ["task=pg2_g1_d", TINY_D, "loss={reconstruction: pose_mask_l1, l1_weight: 10.0}"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The CI machine has 2 cores shared by parallel jobs; one thread avoids oversubscription stalls.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -27,22 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
+from posetransfer.commands._args import non_negative_int, positive_int, size_hw
 from posetransfer.errors import DataError
-from posetransfer.pose.encodings import disk_heatmaps, gaussian_heatmaps, pose_mask, stick_figure
+from posetransfer.pose.encodings import (
+    disk_heatmaps,
+    gaussian_heatmaps,
+    pose_mask,
+    stick_figure,
+)
 from posetransfer.pose.io import read_annotations
 from posetransfer.pose.schema import NUM_KEYPOINTS
 
 GOAL_MS = 2.0
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"256x176"`` -> ``(256, 176)`` (height x width)."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 256x256, got {text!r}") from None
-    if h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return h, w
 
 
 def _load_poses(path: Path, count: int) -> np.ndarray:
@@ -54,24 +50,6 @@ def _load_poses(path: Path, count: int) -> np.ndarray:
     return poses[np.arange(count) % len(poses)]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
 
 
 def time_per_sample(fn: Callable[[np.ndarray], object], poses: np.ndarray) -> float:
@@ -91,7 +69,9 @@ def run_encodings(args: argparse.Namespace) -> int:
     if args.annotations is not None:
         poses = _load_poses(args.annotations, args.repeat)
     else:
-        from posetransfer.training.benchmark import bench_poses  # imports torch: only when needed
+        from posetransfer.training.benchmark import (
+            bench_poses,  # imports torch: only when needed
+        )
 
         poses = bench_poses(size, args.repeat)
     assert poses.shape[1:] == (NUM_KEYPOINTS, 2)
@@ -134,8 +114,8 @@ def _register_encodings(group: argparse._SubParsersAction) -> None:
         help="time the pose encodings per training sample",
         description="Time disk/Gaussian heatmaps, the pose mask and the stick figure on single poses.",
     )
-    p.add_argument("--size", type=parse_size, default=(256, 256), metavar="HxW", help="frame size (default 256x256)")
-    p.add_argument("--repeat", type=_positive_int, default=200, metavar="N", help="samples per timing pass (default 200)")
+    p.add_argument("--size", type=size_hw, default=(256, 256), metavar="HxW", help="frame size (default 256x256)")
+    p.add_argument("--repeat", type=positive_int, default=200, metavar="N", help="samples per timing pass (default 200)")
     p.add_argument("--annotations", type=Path, default=None, metavar="CSV",
                    help="time on the poses of this annotation file, as written (joints outside --size count as missing); default: built-in poses scaled to --size")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -232,9 +212,9 @@ def _register_train(group: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, required=True, metavar="CONFIG", help="a training config (YAML)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.precision=bf16 (repeatable)")  # fmt: skip
-    p.add_argument("--steps", type=_positive_int, default=5, metavar="N", help="timed steps (default 5)")
-    p.add_argument("--warmup", type=_non_negative_int, default=1, metavar="N", help="untimed steps first (default 1)")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--steps", type=positive_int, default=5, metavar="N", help="timed steps (default 5)")
+    p.add_argument("--warmup", type=non_negative_int, default=1, metavar="N", help="untimed steps first (default 1)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch intra-op threads (default: torch's choice)")  # fmt: skip
     p.add_argument("--random-init", action="append", default=[], metavar="NAME=CONFIG",
                    help="build network NAME with random weights from CONFIG's model.NAME instead of loading it "
@@ -292,10 +272,10 @@ def _register_precision(group: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, required=True, metavar="CONFIG", help="a training config (YAML)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")  # fmt: skip
-    p.add_argument("--synth", type=parse_size, default=None, metavar="HxW",
+    p.add_argument("--synth", type=size_hw, default=None, metavar="HxW",
                    help="train on a fresh synthetic data set of this size (data.train/test point at it)")  # fmt: skip
-    p.add_argument("--identities", type=_positive_int, default=40, metavar="N", help="synthetic identities (default 40)")
-    p.add_argument("--window", type=_positive_int, default=100, metavar="N", help="steps compared at the end (default 100)")
+    p.add_argument("--identities", type=positive_int, default=40, metavar="N", help="synthetic identities (default 40)")
+    p.add_argument("--window", type=positive_int, default=100, metavar="N", help="steps compared at the end (default 100)")
     p.add_argument("--loss", default="pose_mask_l1", help="the loss compared (default pose_mask_l1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_precision)

@@ -6,44 +6,11 @@ the handlers so ``posetransfer --help`` stays fast.
 
 from __future__ import annotations
 
-import argparse
-import re
 from collections import defaultdict
 from pathlib import Path
 
+from posetransfer.commands._args import fraction, positive_int, size_hw
 from posetransfer.errors import DataError
-
-_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"128x64"`` -> ``(128, 64)`` (height x width, both positive); anything else is an argparse error."""
-    m = _SIZE.match(text)
-    if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
-        raise argparse.ArgumentTypeError(
-            f"invalid size {text!r}: expected HEIGHTxWIDTH with positive integers, e.g. 128x64"
-        )
-    return int(m.group(1)), int(m.group(2))
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"fraction must be in [0, 1), got {text}")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return v
 
 
 def register(subparsers) -> None:
@@ -54,12 +21,12 @@ def register(subparsers) -> None:
 
     s = sub.add_parser("synth", help="write a synthetic data set (train/ and test/ in the plain layout)")
     s.add_argument("--out", required=True, type=Path, help="output folder")
-    s.add_argument("--size", type=parse_size, default=(128, 64), help="HEIGHTxWIDTH (default 128x64)")
-    s.add_argument("--identities", type=_positive_int, default=40, help="number of people (default 40)")
-    s.add_argument("--views", type=_positive_int, default=6, help="photos per person (default 6)")
+    s.add_argument("--size", type=size_hw, default=(128, 64), help="HEIGHTxWIDTH (default 128x64)")
+    s.add_argument("--identities", type=positive_int, default=40, help="number of people (default 40)")
+    s.add_argument("--views", type=positive_int, default=6, help="photos per person (default 6)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--background", choices=("varied", "plain"), default="varied")
-    s.add_argument("--test-fraction", type=_fraction, default=0.2, help="share of identities in test/ (default 0.2)")
+    s.add_argument("--test-fraction", type=fraction, default=0.2, help="share of identities in test/ (default 0.2)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_synth)
 
@@ -74,7 +41,7 @@ def register(subparsers) -> None:
     w = sub.add_parser("show", help="write a grid of sample pairs with their poses and masks")
     w.add_argument("dir", type=Path, help="data set folder")
     w.add_argument("--split", default=None)
-    w.add_argument("--n", type=_positive_int, default=8, help="number of pairs (default 8)")
+    w.add_argument("--n", type=positive_int, default=8, help="number of pairs (default 8)")
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--scale", type=int, default=0, help="enlarge images by this factor (default: to >= 256 rows)")
     w.add_argument("--out", required=True, type=Path, help="output PNG")
@@ -84,7 +51,7 @@ def register(subparsers) -> None:
     r.add_argument("annotation", type=Path, help="annotation CSV (name:keypoints_y:keypoints_x)")
     r.add_argument("--out", required=True, type=Path, help="output pairs CSV (from,to)")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--max-pairs", type=_positive_int, default=None)
+    r.add_argument("--max-pairs", type=positive_int, default=None)
     r.add_argument("--require-torso", action="store_true", help="only images with both shoulders and both hips")
     r.set_defaults(func=_pairs)
 

@@ -12,15 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return v
+from posetransfer.commands._args import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,9 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default=None, choices=("train", "test"), help="split, when the folder holds several")
     p.add_argument("--pairs", type=Path, default=None, help="pairs CSV replacing the data set's own")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    p.add_argument("--limit", type=_positive_int, default=None, help="only the first N pairs")
-    p.add_argument("--grid-rows", type=_positive_int, default=8, help="pairs per grid image (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N pairs")
+    p.add_argument("--grid-rows", type=positive_int, default=8, help="pairs per grid image (default 8)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_generate)

@@ -14,16 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from posetransfer.commands._args import size_hw
 from posetransfer.errors import DataError, PosetransferError
-
-
-def _size(text: str) -> tuple[int, int]:
-    from posetransfer.data.prepare import parse_size
-
-    try:
-        return parse_size(text)
-    except PosetransferError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -63,7 +55,7 @@ def register(subparsers) -> None:
     b.set_defaults(func=_bench)
 
     lib = sub.add_parser("library", help="list the built-in poses, or write them for a frame size")
-    lib.add_argument("--size", type=_size, default=None, help="HEIGHTxWIDTH of the frame, e.g. 256x176")
+    lib.add_argument("--size", type=size_hw, default=None, help="HEIGHTxWIDTH of the frame, e.g. 256x176")
     lib.add_argument("--out", type=Path, default=None, help="annotation file with one row per pose (needs --size)")
     lib.add_argument("--preview", type=Path, default=None, help="folder for stick-figure images (needs --size)")
     lib.set_defaults(func=_library)

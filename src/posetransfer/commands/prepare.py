@@ -7,30 +7,10 @@ This module does not register a top-level command: ``commands/data.py`` calls
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from posetransfer.errors import PosetransferError
-
-
-def _size(text: str) -> tuple[int, int]:
-    from posetransfer.data.prepare import parse_size
-
-    try:
-        return parse_size(text)
-    except PosetransferError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"fraction must be in [0, 1), got {text}")
-    return v
+from posetransfer.commands._args import fraction, size_hw
 
 
 def register_prepare(data_subparsers) -> None:
@@ -43,12 +23,12 @@ def register_prepare(data_subparsers) -> None:
     )
     p.add_argument("raw_dir", type=Path, metavar="RAW_DIR", help="folder of photos (searched recursively)")
     p.add_argument("--out", required=True, type=Path, help="data set folder to write")
-    p.add_argument("--size", required=True, type=_size, help="HEIGHTxWIDTH, e.g. 256x176 (DeepFashion) or 128x64")
+    p.add_argument("--size", required=True, type=size_hw, help="HEIGHTxWIDTH, e.g. 256x176 (DeepFashion) or 128x64")
     p.add_argument("--identity", default="subfolders",
                    help="who is who: 'subfolders' (one folder per person, default), 'filename' "
                         "(the part before the first '_'), or a regular expression on the relative path "
                         "(its first group)")
-    p.add_argument("--test-fraction", type=_fraction, default=0.2, help="share of identities in test/ (default 0.2)")
+    p.add_argument("--test-fraction", type=fraction, default=0.2, help="share of identities in test/ (default 0.2)")
     p.add_argument("--frame", choices=FRAME_MODES, default="height",
                    help="height (default, DeepFashion: full height, centre crop/pad), person, pad or crop")
     p.add_argument("--fill", choices=FILLS, default="edge", help="padding: edge (default) or white")

@@ -59,7 +59,7 @@ from posetransfer.training.distributed import (
     init_distributed,
 )
 from posetransfer.training.logger import RunLogger
-from posetransfer.training.tasks import Task, get_task_class
+from posetransfer.training.tasks import get_task_class
 from posetransfer.utils.io import atomic_write_text
 from posetransfer.utils.viz import make_grid
 

@@ -198,24 +198,8 @@ class Trainer:
         task = self.task_cls(cfg)
         self.task = task
         nets = task.build_networks()
-        trainable = set(task.generators) | set(task.discriminators)
-        for name, net in nets.items():
-            net.to(self.device)
-            if tcfg.channels_last:
-                net.to(memory_format=torch.channels_last)
-            if name not in trainable:
-                net.eval()
-                net.requires_grad_(False)
-        self.nets = nets
+        self.setup_networks(nets)
         self.kwargs = self._network_kwargs(existing)
-
-        o = cfg.optim
-        gen_params = [p for n in task.generators for p in nets[n].parameters()]
-        self.g_opt = torch.optim.Adam(gen_params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-        self.d_opt = None
-        if task.discriminators:
-            dis_params = [p for n in task.discriminators for p in nets[n].parameters()]
-            self.d_opt = torch.optim.Adam(dis_params, lr=o.dis_lr or o.lr, betas=o.betas, weight_decay=o.weight_decay)
 
         start = 0
         if existing is not None:
@@ -308,6 +292,27 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------------------------------
+
+    def setup_networks(self, nets: dict[str, nn.Module]) -> None:
+        """Put ``self.task``'s networks on ``self.device`` (``channels_last`` if configured), freeze
+        the ones no optimizer trains, and create the generator and discriminator Adam optimizers.
+        Shared by :meth:`_fit` and ``bench train`` so both time the same set-up."""
+        task, tcfg, o = self.task, self.config.train, self.config.optim
+        trainable = set(task.generators) | set(task.discriminators)
+        for name, net in nets.items():
+            net.to(self.device)
+            if tcfg.channels_last:
+                net.to(memory_format=torch.channels_last)
+            if name not in trainable:
+                net.eval()
+                net.requires_grad_(False)
+        self.nets = nets
+        gen_params = [p for n in task.generators for p in nets[n].parameters()]
+        self.g_opt = torch.optim.Adam(gen_params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.d_opt = None
+        if task.discriminators:
+            dis_params = [p for n in task.discriminators for p in nets[n].parameters()]
+            self.d_opt = torch.optim.Adam(dis_params, lr=o.dis_lr or o.lr, betas=o.betas, weight_decay=o.weight_decay)
 
     def _schedule_lr(self, step: int, batches_per_epoch: int) -> None:
         """Set both optimizers' rates for global step ``step`` from ``optim.lr_schedule`` (if any)."""

@@ -232,28 +232,11 @@ def _prepare_trainer(config: Config, random_init: dict[str, Config]) -> Trainer:
     (single process: no DDP wrapping, no data loader, no run folder)."""
     trainer = Trainer(config, run_dir=Path(tempfile.gettempdir()) / "posetransfer-bench-unused", progress=False)
     tcfg = config.train
-    device = _resolve_device(tcfg.device)
+    trainer.device = _resolve_device(tcfg.device)
     seed_everything(tcfg.seed)
-    task = trainer.task_cls(config)
+    trainer.task = task = trainer.task_cls(config)
     nets = _build_networks(task, config, random_init)
-    trainable = set(task.generators) | set(task.discriminators)
-    for name, net in nets.items():
-        net.to(device)
-        if tcfg.channels_last:
-            net.to(memory_format=torch.channels_last)
-        if name not in trainable:
-            net.eval()
-            net.requires_grad_(False)
-    o = config.optim
-    gen_params = [p for n in task.generators for p in nets[n].parameters()]
-    trainer.g_opt = torch.optim.Adam(gen_params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-    trainer.d_opt = None
-    if task.discriminators:
-        dis_params = [p for n in task.discriminators for p in nets[n].parameters()]
-        trainer.d_opt = torch.optim.Adam(dis_params, lr=o.dis_lr or o.lr, betas=o.betas, weight_decay=o.weight_decay)
-    trainer.device = device
-    trainer.task = task
-    trainer.nets = nets
+    trainer.setup_networks(nets)
     trainer.wrapped = dict(nets)
     trainer.gen_view = dict(nets)
     return trainer

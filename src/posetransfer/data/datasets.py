@@ -211,9 +211,9 @@ class MultiViewDataset(_Base):
     """One identity per item: K source photos, a target photo, and an unpaired pose (003_*).
 
     Groups are the annotated images with a file, by :func:`~posetransfer.data.layouts.identity_of`;
-    identities with fewer than two photos (or fewer than ``num_sources + 1``) are left out. For
+    identities with fewer than ``min_sources + 1`` photos (``num_sources + 1`` when fixed) are left out. For
     item i, a rng seeded by (seed, epoch, i) draws the target photo, then K sources among the
-    others (K uniform in ``1 .. min(max_sources, n - 1)``, or ``num_sources`` when given), in the
+    others (K uniform in ``min_sources .. min(max_sources, n - 1)``, or ``num_sources`` when given), in the
     order drawn, without replacement; the sequence order matters to the bidirectional ConvLSTM
     only through training noise, so a random order is what the paper's "set of images" implies.
 
@@ -234,6 +234,7 @@ class MultiViewDataset(_Base):
         max_sources: int = 5,
         *,
         num_sources: int | None = None,
+        min_sources: int = 1,
         augment: AugmentFn | None = None,
         unpaired: bool = True,
         size: tuple[int, int] | None = None,
@@ -246,10 +247,13 @@ class MultiViewDataset(_Base):
             raise ValueError(f"max_sources must be >= 1, got {max_sources}")
         if num_sources is not None and num_sources < 1:
             raise ValueError(f"num_sources must be >= 1, got {num_sources}")
+        if not 1 <= min_sources <= max_sources:
+            raise ValueError(f"need 1 <= min_sources <= max_sources, got {min_sources}, {max_sources}")
         super().__init__(path, split, augment, size, seed)
+        self.min_sources = int(min_sources)
         self.max_sources, self.num_sources, self.unpaired = int(max_sources), num_sources, bool(unpaired)
         self.stick_thickness, self.mask_radius, self.mask_closing = stick_thickness, int(mask_radius), int(mask_closing)
-        need = 1 + (num_sources if num_sources is not None else 1)
+        need = 1 + (num_sources if num_sources is not None else self.min_sources)
         usable = [n for n in self.annotations if n in self.on_disk]
         groups = group_by_identity(usable)
         self.groups: list[tuple[str, list[str]]] = [(k, v) for k, v in groups.items() if len(v) >= need]
@@ -272,7 +276,8 @@ class MultiViewDataset(_Base):
         rng = self._rng(index)
         target = photos[int(rng.integers(len(photos)))]
         others = [p for p in photos if p != target]
-        k = self.num_sources if self.num_sources is not None else int(rng.integers(1, min(self.max_sources, len(others)) + 1))
+        hi = min(self.max_sources, len(others))
+        k = self.num_sources if self.num_sources is not None else int(rng.integers(self.min_sources, hi + 1))
         sources = [others[int(i)] for i in rng.choice(len(others), size=k, replace=False)]
         other = None
         if self.unpaired:

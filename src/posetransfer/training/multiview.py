@@ -180,24 +180,14 @@ class IdentityGroups(MultiViewDataset):
         plan: list[tuple[str, list[str]]] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not 1 <= min_sources <= max_sources:
-            raise ValueError(f"need 1 <= min_sources <= max_sources, got {min_sources}, {max_sources}")
         if pad_to is not None and pad_to < max_sources:
             raise ValueError(f"pad_to ({pad_to}) must be at least max_sources ({max_sources})")
         fixed = min_sources if min_sources == max_sources else None
-        super().__init__(path, split, max_sources, num_sources=fixed, **kwargs)
-        self.min_sources, self.pad_to = int(min_sources), pad_to
+        super().__init__(path, split, max_sources, num_sources=fixed, min_sources=min_sources, **kwargs)
+        self.pad_to = pad_to
         self.plan: list[tuple[str, list[str]]] | None = None
         if plan is not None:
             self.set_plan(plan)
-            return
-        enough = [(k, v) for k, v in self.groups if len(v) >= min_sources + 1]
-        if not enough:
-            raise DataError(
-                self.files.annotation_path,
-                f"no identity has {min_sources + 1} or more annotated photos with a file in {self.files.images_dir}",
-            )
-        self.groups = enough
 
     def set_plan(self, plan: list[tuple[str, list[str]]], where: str | Path | None = None) -> None:
         """Use explicit ``(target, sources)`` items; names are checked against the annotation and
@@ -218,21 +208,7 @@ class IdentityGroups(MultiViewDataset):
         if self.plan is not None:
             target, sources = self.plan[index]
             return target, list(sources), None
-        identity, photos = self.groups[index]
-        rng = self._rng(index)
-        target = photos[int(rng.integers(len(photos)))]
-        others = [p for p in photos if p != target]
-        hi = min(self.max_sources, len(others))
-        k = self.num_sources if self.num_sources is not None else int(rng.integers(self.min_sources, hi + 1))
-        sources = [others[int(i)] for i in rng.choice(len(others), size=k, replace=False)]
-        other = None
-        if self.unpaired:
-            while True:  # the parent checked that another identity exists
-                ident, name = self._all[int(rng.integers(len(self._all)))]
-                if ident != identity:
-                    other = name
-                    break
-        return target, sources, other
+        return super().draw(index)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = super().__getitem__(index)

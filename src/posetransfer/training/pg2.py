@@ -15,8 +15,8 @@ Three tasks cover the six rows of the paper's Table 1:
 D sees the real and the fake pairs in one batch (concatenated), as the official code feeds its
 DCGAN discriminator, so its BatchNorm statistics are those of a mixed batch in both the D and the
 G step. ``lambda`` (``loss.l1_weight``) is not given in the paper (its supplementary material
-studies it); the authors' released Market trainer uses 50 (``g_loss2 += L1Loss2 * 50``), the
-default here.
+studies it); the authors' released trainers use 10 on Market (``g_loss2 += L1Loss2 * 10``) and
+50 on DeepFashion; the recipes follow them, the default here is 50.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class AdversarialLossConfig(StrictModel):
     """Eq. 4: ``L_G = adversarial_weight * L_bce(D(I_A, Î_B), 1) + l1_weight * L1-term``."""
 
     reconstruction: Literal["l1", "pose_mask_l1"] = "pose_mask_l1"
-    #: lambda of eq. 4 (official Market code: 50)
+    #: lambda of eq. 4 (released code: 10 on Market, 50 on DeepFashion)
     l1_weight: float = Field(default=50.0, ge=0.0)
     adversarial_weight: float = Field(default=1.0, ge=0.0)
 

@@ -95,7 +95,7 @@ def _base_config(s: DemoSettings, data: Path, steps: int) -> dict[str, Any]:
             "iterations": steps,
             "checkpoint_every": max(50, steps // 4),
             "log_every": 10,
-            "sample_every": max(50, steps // 2),
+            "sample_every": max(25, steps // 8),  # held-out loss points for the report's curves
             "eval_batches": 2,
             "num_workers": 1,
             "seed": s.seed,
@@ -213,14 +213,14 @@ def _curves(run_dir: Path) -> list[tuple[str, list[tuple[int, float]]]]:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     except ImportError:  # pragma: no cover - tensorboard is a dependency
         return []
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
     try:
         acc.Reload()
     except Exception:  # an unreadable log only costs the report its curve
         return []
     out = []
     for tag in sorted(acc.Tags().get("scalars", [])):
-        if tag.startswith(("gen/", "eval/")):
+        if tag.startswith(("loss/", "eval/")):
             out.append((tag, [(e.step, e.value) for e in acc.Scalars(tag)]))
     return out
 
@@ -248,7 +248,7 @@ def _write_report(out: Path, settings: DemoSettings, results: dict[str, dict[str
                     " PG2 observed the same of its full model (000_*.txt, sec. 4.3, Table 1).")
     curves = "".join(
         _svg_curve(points, f"{name} {tag}") for name, run in runs.items() for tag, points in _curves(run)
-        if tag in ("gen/pose_mask_l1", "eval/pose_mask_l1", "gen/g_bce")
+        if tag in ("loss/gen/pose_mask_l1", "eval/pose_mask_l1", "eval/copy_source_pose_mask_l1", "loss/gen/g_bce", "loss/dis/d_bce")
     )
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>posetransfer demo: PG2 on synthetic people</title>

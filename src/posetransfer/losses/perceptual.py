@@ -156,7 +156,7 @@ def resolve_vgg19_weights(
     if not download:
         raise CheckpointError(
             f"VGG19 ImageNet weights {name} not found at {where}, and downloading is off; "
-            f"download {url} and put it there, or pass its path (weights_path)"
+            f"download {url} and put it there, or pass its path (`weights_path`; in a training config, `--set loss.vgg_weights=PATH`)"
         )
     try:
         return download_weights(url, dirs[0] / name)
@@ -165,7 +165,7 @@ def resolve_vgg19_weights(
             f"VGG19 ImageNet weights {name} are needed by the perceptual loss and were not found "
             f"at {where}; the download failed ({err}). Download {url} yourself (torchvision's "
             f"state dict) and put it at {dirs[0] / name} (or in the folder named by ${WEIGHTS_ENV}), "
-            f"or pass its path (weights_path)"
+            f"or pass its path (`weights_path`; in a training config, `--set loss.vgg_weights=PATH`)"
         ) from None
 
 

@@ -109,3 +109,14 @@ def test_asking_for_unavailable_weights_is_a_clear_error(tmp_path, generated, mi
                  "--metrics", "fid", "--no-progress"])  # fmt: skip
     assert code == 2
     assert "pt_inception-2015-12-05-6726825d.pth" in capsys.readouterr().err
+
+
+def test_markdown_table_becomes_an_html_table():
+    from posetransfer.evaluation.report import markdown_table_html
+
+    md = "| Model | SSIM ↑ |\n|---|---|\n| run <a> | 0.5 |\n\nSSIM note.\n- skipped: x\n"
+    out = markdown_table_html(md)
+    assert out == (
+        '<table style="border-collapse:collapse" border="1" cellpadding="4"><tr><th>Model</th><th>SSIM ↑</th></tr>'
+        "<tr><td>run &lt;a&gt;</td><td>0.5</td></tr></table><p>SSIM note.</p>"
+    )

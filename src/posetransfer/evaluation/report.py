@@ -96,6 +96,24 @@ def _png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def markdown_table_html(table_md: str) -> str:
+    """The Markdown table of :func:`format_table` as an HTML table; other lines as paragraphs, except
+    ``- `` bullet lines (the page lists those notes itself)."""
+    rows, out = [], []
+    for line in table_md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.lstrip().startswith("|") and not all(set(c) <= set("-: ") for c in cells):
+            rows.append(cells)
+        elif line.strip() and not line.lstrip().startswith(("|", "- ")):
+            out.append(f"<p>{html.escape(line.strip())}</p>")
+    if not rows:
+        return "".join(out)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+    style = "border-collapse:collapse"
+    return f'<table style="{style}" border="1" cellpadding="4"><tr>{head}</tr>{body}</table>' + "".join(out)
+
+
 def write_html_report(
     path: str | Path,
     *,
@@ -132,7 +150,7 @@ def write_html_report(
             )
         return f"<h2>{label}</h2>\n<p>source | generated | target</p>\n" + "\n".join(rows)
 
-    table_html = "<pre>" + html.escape(table_md) + "</pre>"
+    table_html = markdown_table_html(table_md)
     notes_html = "".join(f"<p>{html.escape(n)}</p>" for n in notes)
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

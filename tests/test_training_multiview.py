@@ -444,15 +444,21 @@ def torso_box(kp: np.ndarray) -> tuple[int, int, int, int]:
     return int(y0), int(y1) + 1, int(x0), int(x1) + 1
 
 
-def hidden_face_experiment(work: Path, *, steps: int, identities: int = 120, size=(64, 32), seed: int = 0) -> dict:
+def hidden_face_experiment(work: Path, *, steps: int, identities: int = 120, size=(64, 32), seed: int = 0,
+                           variants: tuple[str, ...] = ("S", "M")) -> dict:  # fmt: skip
     """Train tiny -S and -M generators (L1 only, same steps, seed and data) and measure held-out
-    L1 on the face box, the torso box and the whole image. Returns {"S": {...}, "M": {...}}."""
+    L1 on the face box, the torso box and the whole image. Returns {"S": {...}, "M": {...}}, each
+    with the per-target errors, the held-out plan and the generated images. ``variants`` picks
+    which runs to do, so that -S and -M can run as two processes on one shared data folder
+    (``variants=()`` only writes the data)."""
     data = work / "people"
     if not (data / "test").is_dir():
         synthesize(data, size=size, identities=identities, views=10, seed=1, test_fraction=0.25,
                    background="plain", progress=False)  # fmt: skip
     results: dict[str, dict] = {}
     for variant, multi in (("S", False), ("M", True)):
+        if variant not in variants:
+            continue
 
         class HiddenFaceTask(MultiViewTask):
             name = f"hidden_face_{variant.lower()}"
@@ -474,11 +480,12 @@ def hidden_face_experiment(work: Path, *, steps: int, identities: int = 120, siz
         nets = {k: v.eval() for k, v in result.networks.items()}
         test = IdentityGroups(data / "test", min_sources=1, max_sources=2, unpaired=False)
         test.set_plan(held_out_plan(data / "test", multi))
-        face, torso, full = [], [], []
+        face, torso, full, generated = [], [], [], []
         with torch.no_grad():
             for i in range(len(test)):
                 item = test[i]
                 out = task.generate(nets, {"source_images": item["source_images"][None], "target_stick": item["target_stick"][None]})
+                generated.append(out["generated"][0].numpy())
                 err = (out["generated"][0] - item["target_image"]).abs()
                 kp = item["target_keypoints"].numpy()
                 y0, y1, x0, x1 = face_box(kp, size)
@@ -487,7 +494,8 @@ def hidden_face_experiment(work: Path, *, steps: int, identities: int = 120, siz
                 torso.append(err[:, y0:y1, x0:x1].mean().item())
                 full.append(err.mean().item())
         results[variant] = {"face": np.array(face), "torso": np.array(torso), "full": np.array(full),
-                            "seconds": result.seconds}  # fmt: skip
+                            "seconds": result.seconds, "plan": held_out_plan(data / "test", multi),
+                            "generated": np.stack(generated)}  # fmt: skip
     return results
 
 

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-from pathlib import Path
 
 import pytest
+from _helpers import copy_plain_subset
 
 from posetransfer.cli import main
 from posetransfer.commands._args import size_hw as parse_size
 from posetransfer.data.layouts import identity_of
-from posetransfer.pose.io import read_annotations, read_pairs, write_annotations, write_pairs
+from posetransfer.pose.io import (
+    read_annotations,
+    read_pairs,
+    write_annotations,
+)
 from posetransfer.utils.io import read_image
-
-
-def _copy(src: Path, dst: Path, n: int = 6) -> list[str]:
-    ann = read_annotations(src / "annotation.csv")
-    names = sorted(ann)[:n]
-    (dst / "images").mkdir(parents=True)
-    for name in names:
-        shutil.copy(src / "images" / name, dst / "images" / name)
-    write_annotations(dst / "annotation.csv", {k: ann[k] for k in names})
-    write_pairs(dst / "pairs.csv", [(names[0], names[1])])
-    return names
 
 
 def test_check_clean_real_mini(mini_fashion, capsys):
@@ -35,7 +27,7 @@ def test_check_clean_real_mini(mini_fashion, capsys):
 
 
 def test_check_broken_copy_one_line_per_problem(tmp_path, mini_market, capsys):
-    names = _copy(mini_market, tmp_path)
+    names = copy_plain_subset(mini_market, tmp_path, n=6, both_ways=False)
     bad = tmp_path / "images" / names[1]
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     pairs = tmp_path / "pairs.csv"
@@ -50,7 +42,7 @@ def test_check_broken_copy_one_line_per_problem(tmp_path, mini_market, capsys):
 
 
 def test_check_strict_exit_code(tmp_path, mini_market, capsys):
-    names = _copy(mini_market, tmp_path)
+    names = copy_plain_subset(mini_market, tmp_path, n=6, both_ways=False)
     ann = tmp_path / "annotation.csv"
     # rewrite the first row so its nose sits at y = 200 (below the 128-row frame)
     rows = ann.read_text().splitlines()
@@ -84,7 +76,7 @@ def test_show_writes_a_png(tmp_path, mini_market, capsys):
 
 
 def test_show_without_pairs_file_uses_generated_pairs(tmp_path, mini_market):
-    names = _copy(mini_market, tmp_path)
+    names = copy_plain_subset(mini_market, tmp_path, n=6, both_ways=False)
     (tmp_path / "pairs.csv").unlink()
     assert identity_of(names[0]) == identity_of(names[1])
     out = tmp_path / "grid.png"

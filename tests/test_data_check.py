@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
+from _helpers import copy_plain_subset
 from PIL import Image
 
 from posetransfer.data.check import check_dataset
 from posetransfer.data.layouts import DatasetFiles, identity_of
 from posetransfer.errors import DataError
-from posetransfer.pose.io import read_annotations, write_annotations, write_pairs
-
-
-def _copy(src: Path, dst: Path, n: int = 8) -> list[str]:
-    """A plain-layout copy of the first ``n`` real-mini images (copied: the tests break them)."""
-    ann = read_annotations(src / "annotation.csv")
-    names = sorted(ann)[:n]
-    (dst / "images").mkdir(parents=True)
-    for name in names:
-        shutil.copy(src / "images" / name, dst / "images" / name)
-    write_annotations(dst / "annotation.csv", {k: ann[k] for k in names})
-    write_pairs(dst / "pairs.csv", [(names[0], names[1]), (names[1], names[0])])
-    return names
 
 
 def _kinds(report) -> dict[str, list]:
@@ -44,7 +30,7 @@ def test_real_mini_is_clean(mini_market):
 
 
 def test_clean_copy_passes(tmp_path, mini_fashion):
-    _copy(mini_fashion, tmp_path)
+    copy_plain_subset(mini_fashion, tmp_path)
     report = check_dataset(tmp_path, progress=False)
     assert report.ok, [p.format() for p in report.problems]
     assert report.images == report.annotated == 8 and report.size == (256, 176)
@@ -52,7 +38,7 @@ def test_clean_copy_passes(tmp_path, mini_fashion):
 
 
 def test_truncated_and_non_image_files(tmp_path, mini_market):
-    names = _copy(mini_market, tmp_path)
+    names = copy_plain_subset(mini_market, tmp_path)
     trunc = tmp_path / "images" / names[2]
     trunc.write_bytes(trunc.read_bytes()[:300])
     fake = tmp_path / "images" / names[3]
@@ -70,7 +56,7 @@ def test_truncated_and_non_image_files(tmp_path, mini_market):
 
 
 def test_malformed_row_stops_parsing_and_is_reported(tmp_path, mini_market):
-    _copy(mini_market, tmp_path)
+    copy_plain_subset(mini_market, tmp_path)
     ann = tmp_path / "annotation.csv"
     lines = ann.read_text().splitlines()
     lines.insert(4, "broken.png: [1, 2, 3]: [4, 5, 6]")
@@ -84,7 +70,7 @@ def test_malformed_row_stops_parsing_and_is_reported(tmp_path, mini_market):
 
 
 def test_wrong_size_image(tmp_path, mini_market):
-    names = _copy(mini_market, tmp_path)
+    names = copy_plain_subset(mini_market, tmp_path)
     bad = tmp_path / "images" / names[4]
     Image.open(bad).resize((64, 64)).save(bad)
     report = check_dataset(tmp_path, progress=False)
@@ -94,7 +80,7 @@ def test_wrong_size_image(tmp_path, mini_market):
 
 
 def test_pair_naming_unknown_image(tmp_path, mini_market):
-    names = _copy(mini_market, tmp_path, n=12)
+    names = copy_plain_subset(mini_market, tmp_path, n=12)
     stranger = next(n for n in names if identity_of(n) != identity_of(names[0]))
     pairs = tmp_path / "pairs.csv"
     pairs.write_text(pairs.read_text() + f"{names[0]},nobody.png\n{names[0]},{stranger}\n")
@@ -108,7 +94,7 @@ def test_pair_naming_unknown_image(tmp_path, mini_market):
 
 
 def test_annotated_image_without_file_and_image_without_annotation(tmp_path, mini_market):
-    names = _copy(mini_market, tmp_path)
+    names = copy_plain_subset(mini_market, tmp_path)
     (tmp_path / "images" / names[6]).rename(tmp_path / "images" / names[6].replace(".png", ".jpg"))
     report = check_dataset(tmp_path, progress=False)
     [missing] = report.errors
@@ -119,7 +105,7 @@ def test_annotated_image_without_file_and_image_without_annotation(tmp_path, min
 
 
 def test_out_of_frame_keypoints_warn_or_fail_when_strict(tmp_path, mini_market):
-    names = _copy(mini_market, tmp_path)
+    names = copy_plain_subset(mini_market, tmp_path)
     # written by hand: write_annotations turns any negative coordinate into the -1 marker
     path = tmp_path / "annotation.csv"
     lines = path.read_text().splitlines()

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from _helpers import copy_plain_subset
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -16,7 +13,12 @@ from posetransfer.data.datasets import MultiViewDataset, PairDataset, drop_out_o
 from posetransfer.data.layouts import identity_of
 from posetransfer.errors import DataError
 from posetransfer.pose import encodings
-from posetransfer.pose.io import read_annotations, read_pairs, write_annotations, write_pairs
+from posetransfer.pose.io import (
+    read_annotations,
+    read_pairs,
+    write_annotations,
+    write_pairs,
+)
 from posetransfer.pose.schema import visible
 from posetransfer.pose.transforms import flip_keypoints
 
@@ -25,17 +27,6 @@ PAIR_KEYS = {
     "target_coords", "target_stick", "target_mask", "source_name", "target_name",
 }  # fmt: skip
 
-
-def _small_copy(src: Path, dst: Path, n: int = 8, link: bool = True) -> list[str]:
-    """A plain-layout data set of the first ``n`` real-mini images (symlinked unless ``link`` is False)."""
-    ann = read_annotations(src / "annotation.csv")
-    names = sorted(ann)[:n]
-    (dst / "images").mkdir(parents=True)
-    for name in names:
-        (os.symlink if link else shutil.copy)(src / "images" / name, dst / "images" / name)
-    write_annotations(dst / "annotation.csv", {k: ann[k] for k in names})
-    write_pairs(dst / "pairs.csv", [(a, b) for a in names[:2] for b in names[:2] if a != b])
-    return names
 
 
 @pytest.mark.parametrize("which, size", [("mini_market", (128, 64)), ("mini_fashion", (256, 176))])
@@ -99,7 +90,7 @@ def test_masks_cover_the_person(request, which):
 
 
 def test_out_of_frame_keypoints_become_missing(tmp_path, mini_market):
-    names = _small_copy(mini_market, tmp_path, n=3)
+    names = copy_plain_subset(mini_market, tmp_path, n=3, link=True)
     ann = read_annotations(tmp_path / "annotation.csv")
     kp = ann[names[1]].copy()
     kp[0] = (-18, 10)  # negative, as the field's DeepFashion file holds
@@ -117,7 +108,7 @@ def test_out_of_frame_keypoints_become_missing(tmp_path, mini_market):
 
 
 def test_wrong_size_image_named_at_getitem(tmp_path, mini_market):
-    names = _small_copy(mini_market, tmp_path, n=3, link=False)
+    names = copy_plain_subset(mini_market, tmp_path, n=3)
     bad = tmp_path / "images" / names[1]
     Image.open(bad).resize((32, 64)).save(bad)
     ds = PairDataset(tmp_path)  # names are fine: construction does not decode images
@@ -126,7 +117,7 @@ def test_wrong_size_image_named_at_getitem(tmp_path, mini_market):
 
 
 def test_truncated_image_named_at_getitem(tmp_path, mini_market):
-    names = _small_copy(mini_market, tmp_path, n=3, link=False)
+    names = copy_plain_subset(mini_market, tmp_path, n=3)
     bad = tmp_path / "images" / names[0]
     bad.write_bytes(bad.read_bytes()[:200])
     with pytest.raises(DataError, match=names[0]):
@@ -134,7 +125,7 @@ def test_truncated_image_named_at_getitem(tmp_path, mini_market):
 
 
 def test_pairs_naming_unknown_images_fail_at_construction(tmp_path, mini_market):
-    names = _small_copy(mini_market, tmp_path, n=3)
+    names = copy_plain_subset(mini_market, tmp_path, n=3, link=True)
     pairs_csv = tmp_path / "pairs.csv"
     pairs_csv.write_text(f"from,to\n{names[0]},{names[1]}\n\n{names[1]},ghost.png\n")
     with pytest.raises(DataError) as err:
@@ -148,7 +139,7 @@ def test_pairs_naming_unknown_images_fail_at_construction(tmp_path, mini_market)
 
 
 def test_jpg_names_with_png_files_say_names_must_match(tmp_path, mini_market):
-    names = _small_copy(mini_market, tmp_path, n=2)
+    names = copy_plain_subset(mini_market, tmp_path, n=2, link=True)
     ann = read_annotations(tmp_path / "annotation.csv")
     jpg = {n.replace(".png", ".jpg"): kp for n, kp in ann.items()}
     write_annotations(tmp_path / "annotation.csv", jpg)
@@ -158,7 +149,7 @@ def test_jpg_names_with_png_files_say_names_must_match(tmp_path, mini_market):
 
 
 def test_pairs_override_and_missing_pairs_file(tmp_path, mini_market):
-    names = _small_copy(mini_market, tmp_path, n=3)
+    names = copy_plain_subset(mini_market, tmp_path, n=3, link=True)
     ds = PairDataset(tmp_path, pairs=[(names[2], names[0])])
     assert len(ds) == 1 and ds[0]["source_name"] == names[2]
     with pytest.raises(DataError, match="pair 0: image 'x.png' is not in the annotation"):

@@ -248,6 +248,13 @@ class Pipeline:
         result = self.transfer(sources, pose)
         return result.on_canvas() if on_canvas else result.image
 
+    def animate(self, sources: ImageLike | Sequence[ImageLike], driving, **kwargs):
+        """The person of ``sources`` moved by ``driving`` (a video, a folder of frames, a ``pose track``
+        file): an iterable of uint8 frames; see :func:`posetransfer.animation.prepare_animation`."""
+        from posetransfer.animation import prepare_animation
+
+        return prepare_animation(self, sources, driving, **kwargs)
+
 
 def read_pose_file(path: str | Path) -> np.ndarray:
     """The one pose of an annotation-style file (``name:[ys]:[xs]`` with a header, or the row alone).

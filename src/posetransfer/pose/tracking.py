@@ -366,7 +366,7 @@ def read_track(path: str | Path, fps: float | None = None) -> Track:
     order = sorted(index)
     if order != list(range(len(order))):
         missing = sorted(set(range(order[-1] + 1)) - set(order))[:5]
-        raise DataError(path, f"frame indices must run 0..{len(order) - 1} without holes (missing {missing})")
+        raise DataError(path, f"frame indices must be 0, 1, 2 ... without holes (missing {missing})")
     kp = np.stack([index[i] for i in order]).astype(np.float32)
     meta = {}
     side = _sidecar(path)

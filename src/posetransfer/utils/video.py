@@ -98,7 +98,7 @@ class VideoReader:
                     if first is None:
                         raise DataError(self.path, "video holds no frame")
                     self.source_size = (first.height, first.width)
-            except (av.error.InvalidDataError, av.error.ValueError) as err:
+            except av.error.InvalidDataError as err:
                 raise DataError(self.path, f"not a video FFmpeg can read ({err.strerror or err})") from None
             except (av.error.FFmpegError, OSError) as err:
                 raise DataError(self.path, f"unreadable video ({err})") from None

@@ -108,7 +108,11 @@ def open_driving(
     limit: int | None = None,
     progress: bool = False,
 ) -> tuple[Track, VideoReader | None]:
-    """(track, frame reader or None) of a driving video, folder of frames or ``pose track`` file."""
+    """(track, frame reader or None) of a driving video, folder of frames or ``pose track`` file.
+
+    ``fps`` is the clip's frame rate for a folder of frames (and a pose file without its sidecar);
+    a video's own rate is kept for the smoothing (the output rate is overridden by the caller).
+    """
     path = Path(driving)
     if path.is_file() and path.suffix.lower() in POSE_FILE_SUFFIXES:
         track = read_track(path, fps=fps)
@@ -117,7 +121,7 @@ def open_driving(
         if track.lost.all():
             raise DataError(path, f"no frame of the {len(track)} holds a pose")
         return track, None
-    reader = VideoReader(path, max_side=max_side, fps=fps, limit=limit)
+    reader = VideoReader(path, max_side=max_side, fps=fps if path.is_dir() else None, limit=limit)
     if backend is None:
         raise PosetransferError("tracking a driving video needs a pose backend")
     return track_video(reader, backend, smoothing, progress=progress), reader

@@ -349,7 +349,7 @@ def read_track(path: str | Path, fps: float | None = None) -> Track:
     """A track written by :func:`write_track` (or any annotation file whose names are frame indices).
 
     Without the ``.json`` sidecar the poses are taken to be in the model's frame (``size`` None)
-    and the frame rate is ``fps`` (25 when not given). Rows are ordered by their index; a name that
+    and the frame rate is ``fps`` (25 when not given); the sidecar's rate comes first. Rows are ordered by their index; a name that
     is not an integer, a repeated index or a missing one is a :class:`DataError`.
     """
     from posetransfer.pose.io import read_annotations
@@ -376,6 +376,6 @@ def read_track(path: str | Path, fps: float | None = None) -> Track:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise DataError(side, f"not a JSON track description ({err})") from None
     size = tuple(int(v) for v in meta["size"]) if meta.get("size") else None
-    rate = float(fps or meta.get("fps") or 25.0)
+    rate = float(meta.get("fps") or fps or 25.0)
     lost = ~visible(kp).any(axis=1)
     return Track(kp, lost, ~lost, rate, size, [])

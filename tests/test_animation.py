@@ -4,8 +4,6 @@ tests check the plumbing, frame counts, sizes and rates, not image quality)."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -13,7 +11,7 @@ import torch
 av = pytest.importorskip("av")
 
 from posetransfer.cli import main  # noqa: E402
-from posetransfer.data import synth  # noqa: E402
+from posetransfer.data.motion import walking_frames  # noqa: E402
 from posetransfer.inference import Pipeline  # noqa: E402
 from posetransfer.pose import extract as ex  # noqa: E402
 from posetransfer.pose.library import library_pose  # noqa: E402
@@ -27,27 +25,8 @@ CLIP = (256, 192)
 
 
 def walking(n: int, size=CLIP, seed: int = 0, fps: float = 10.0, blank=()) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(frame, keypoints) of one synthetic person walking towards the camera at a stride a second,
-    drifting from left to right; frames in ``blank`` show the empty studio background."""
-    app = synth.sample_appearance(np.random.default_rng(seed))
-    base = synth.sample_pose(np.random.default_rng(seed + 1), "front")
-    out = []
-    for i in range(n):
-        sw = float(np.sin(2 * np.pi * i / fps))
-        amp = 22.0
-        hip = (amp * sw, -amp * sw)
-        pose = dataclasses.replace(
-            base, yaw=0.0, head_yaw=0.0, lean_side=0.0, twist=-0.3 * amp * sw, elbow=(20.0, 20.0),
-            arm_swing=(-0.8 * amp * sw, 0.8 * amp * sw), hip_flex=hip,
-            knee=tuple(8 + (45 if h < 0 else 10) * abs(h) / amp for h in hip),
-            height_frac=0.85, y_margin=0.5, x_shift=-0.15 + 0.3 * i / max(1, n - 1),
-        )  # fmt: skip
-        image, kp = synth.render_person(app, pose, size, "plain", np.random.default_rng(seed + 2))
-        if i in blank:
-            image = np.broadcast_to(image[:1, :1], image.shape).copy()
-            kp = np.full_like(kp, -1)
-        out.append((image, kp))
-    return out
+    """(frame, keypoints) of one synthetic person walking towards the camera (data.motion)."""
+    return list(walking_frames(n, size, seed=seed, fps=fps, blank=set(blank)))
 
 
 def write_clip(path, items, fps=10.0):
@@ -258,3 +237,14 @@ def test_a_large_video_is_downscaled_and_said(checkpoint, source_photo, tmp_path
     assert rc == 0, err
     assert "frames downscaled from 960x1280 to 768x1024" in err
     assert video_info(out)["frames"] == 2
+
+
+def test_data_walk_writes_a_driving_clip(tmp_path, capsys):
+    out = tmp_path / "walk.mp4"
+    assert main(["data", "walk", "--out", str(out), "--frames", "3", "--size", "64x48", "--fps", "8"]) == 0
+    assert video_info(out) == {"frames": 3, "fps": 8.0, "size": (64, 48)}
+    assert "wrote" in capsys.readouterr().out
+    first = next(walking_frames(3, (64, 48), fps=8))
+    assert first[0].shape == (64, 48, 3) and visible(first[1]).sum() >= 14
+    assert main(["data", "walk", "--out", str(out), "--frames", "3"]) == 2
+    assert "walk.mp4: already exists" in capsys.readouterr().err

@@ -361,3 +361,61 @@ def skeleton_preview(track: Track, reader: VideoReader | None, size: tuple[int, 
     for kp in track.keypoints:
         frame = next(frames) if frames is not None else np.full((*canvas_size, 3), 255, np.uint8)
         yield draw_skeleton(frame, kp)
+
+
+# -- speed (``posetransfer bench animate``) -----------------------------------------------------------
+
+
+def bare_generation_fps(pipeline: "Pipeline", source: np.ndarray, pose: np.ndarray, batch_size: int,
+                        frames: int = 32, warmup: int = 1) -> float:  # fmt: skip
+    """Frames/s of the networks alone (``task.generate`` on one prepared batch, no pose encoding,
+    no conversion, no video): the reference the generation part of :func:`animate_to_file` is compared with."""
+    batch = {k: torch.cat([v] * batch_size) for k, v in pipeline.batch([source], pose).items()}
+    task, nets = pipeline.task, pipeline.nets
+    sync = torch.cuda.synchronize if pipeline.device.type == "cuda" else (lambda: None)
+    with torch.no_grad():
+        for _ in range(warmup):
+            task.generate(nets, batch)
+        sync()
+        reps = max(1, -(-frames // batch_size))
+        start = time.perf_counter()
+        for _ in range(reps):
+            task.generate(nets, batch)
+        sync()
+    return reps * batch_size / (time.perf_counter() - start)
+
+
+def benchmark(
+    pipeline: "Pipeline",
+    batch_sizes: Sequence[int] = (1, 2, 4),
+    frames: int = 32,
+    clip_size: tuple[int, int] = (256, 192),
+    fps: float = 10.0,
+    workdir: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Per batch size: the bare networks' frames/s, and ``animate``'s generation and whole-command
+    frames/s (tracking, retargeting, encoding included) on a synthetic walking clip of ``frames`` frames."""
+    import tempfile
+
+    from posetransfer.data.motion import walking_frames
+
+    with tempfile.TemporaryDirectory(prefix="posetransfer-bench-animate-", dir=workdir) as tmp:
+        clip = Path(tmp) / "walk.mp4"
+        with VideoWriter(clip, fps) as w:
+            for image, _ in walking_frames(frames, clip_size, fps=fps):
+                w.write(image)
+        photo, _ = next(walking_frames(1, (max(256, pipeline.image_size[0]),) * 2, seed=7))
+        framed, win, _ = pipeline.frame_photo(photo)
+        from posetransfer.pose.library import library_pose
+
+        pose = library_pose("walking", pipeline.image_size)
+        rows = []
+        for b in batch_sizes:
+            bare = bare_generation_fps(pipeline, framed, pose, b, frames=frames)
+            summary = animate_to_file(pipeline, photo, clip, Path(tmp) / f"out{b}.mp4", batch_size=b, overwrite=True)
+            rows.append({
+                "batch": b, "frames": summary["frames"], "bare_fps": bare,
+                "generation_fps": summary["generation_fps"], "total_fps": summary["total_fps"],
+                "generation_vs_bare": summary["generation_fps"] / bare, "tracking_s": summary["tracking_s"],
+            })  # fmt: skip
+    return rows

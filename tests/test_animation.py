@@ -248,3 +248,16 @@ def test_data_walk_writes_a_driving_clip(tmp_path, capsys):
     assert first[0].shape == (64, 48, 3) and visible(first[1]).sum() >= 14
     assert main(["data", "walk", "--out", str(out), "--frames", "3"]) == 2
     assert "walk.mp4: already exists" in capsys.readouterr().err
+
+
+def test_bench_animate_reports_the_three_speeds(checkpoint, capsys):
+    import json
+
+    rc = main(["bench", "animate", "--checkpoint", str(checkpoint), "--frames", "4", "--batch", "1,2",
+               "--backend", "silhouette", "--json"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    info = json.loads(out)
+    assert info["task"] == "pg2_stage1" and info["image_size"] == list(SIZE)
+    assert [r["batch"] for r in info["rows"]] == [1, 2] and all(r["frames"] == 4 for r in info["rows"])
+    assert all(r["bare_fps"] > 0 and r["generation_fps"] > 0 and r["total_fps"] > 0 for r in info["rows"])

@@ -39,6 +39,7 @@ def walking_frames(
         hip = (amplitude * sw, -amplitude * sw)
         pose = dataclasses.replace(
             base, yaw=0.0, head_yaw=0.0, lean_side=0.0, twist=-0.3 * amplitude * sw, elbow=(20.0, 20.0),
+            arm_abduct=(8.0, 8.0), hip_abduct=(2.0, 2.0),  # the base pose may be a gesture: arms down
             arm_swing=(-0.8 * amplitude * sw, 0.8 * amplitude * sw), hip_flex=hip,
             # the trailing leg (thigh behind) bends its knee, the leading one stays almost straight
             knee=tuple(8 + (45 if h < 0 else 10) * abs(h) / amplitude for h in hip),

@@ -254,7 +254,7 @@ def test_bench_animate_reports_the_three_speeds(checkpoint, capsys):
     import json
 
     rc = main(["bench", "animate", "--checkpoint", str(checkpoint), "--frames", "4", "--batch", "1,2",
-               "--backend", "silhouette", "--json"])  # fmt: skip
+               "--repeats", "1", "--backend", "silhouette", "--json"])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0
     info = json.loads(out)

@@ -299,6 +299,8 @@ def _register_animate(group: argparse._SubParsersAction) -> None:
                    help="with --config: build init_from network NAME with random weights from CONFIG")
     p.add_argument("--batch", default="1,2,4", help="comma-separated batch sizes (default 1,2,4)")
     p.add_argument("--frames", type=positive_int, default=32, help="frames of the clip (default 32)")
+    p.add_argument("--repeats", type=positive_int, default=3,
+                   help="alternated timings of the networks and the generation part, medians reported (default 3)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads")
     p.add_argument("--backend", default="mediapipe", help="pose backend for tracking (default mediapipe)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -339,7 +341,7 @@ def run_animate(args: argparse.Namespace) -> int:
         pipe = Pipeline(task, {k: nets[k] for k in nets if k not in task.discriminators}, sizes.pop(),
                         device=args.device, backend=args.backend)  # fmt: skip
         what = f"{args.config} (random weights)"
-    rows = benchmark(pipe, batches, frames=args.frames)
+    rows = benchmark(pipe, batches, frames=args.frames, repeats=args.repeats)
     info = {"model": what, "task": pipe.task.name, "image_size": list(pipe.image_size),
             "threads": torch.get_num_threads(), "rows": rows}  # fmt: skip
     if args.json:

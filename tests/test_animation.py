@@ -261,3 +261,21 @@ def test_bench_animate_reports_the_three_speeds(checkpoint, capsys):
     assert info["task"] == "pg2_stage1" and info["image_size"] == list(SIZE)
     assert [r["batch"] for r in info["rows"]] == [1, 2] and all(r["frames"] == 4 for r in info["rows"])
     assert all(r["bare_fps"] > 0 and r["generation_fps"] > 0 and r["total_fps"] > 0 for r in info["rows"])
+
+
+def test_frames_stream_through(checkpoint, source_photo, tmp_path, monkeypatch):
+    """Decoding, generation and output follow each other batch by batch: nothing reads ahead."""
+    import posetransfer.utils.io as uio
+
+    frames_dir = write_frames(tmp_path / "clip", walking(7, size=(96, 72)))
+    pipe = Pipeline.from_checkpoint(checkpoint, device="cpu", backend="silhouette")
+    anim = pipe.animate(source_photo, frames_dir, batch_size=2, side_by_side=True)  # tracking reads all 7
+    reads = []
+    real = uio.read_image
+    monkeypatch.setattr(uio, "read_image", lambda p, *a, **k: reads.append(p) or real(p, *a, **k))
+    frames = iter(anim)
+    next(frames)
+    assert len(reads) == 1  # the first output frame needed the first driving frame only
+    next(frames), next(frames)
+    assert len(reads) == 3
+    assert len(list(frames)) == 4 and len(reads) == 7

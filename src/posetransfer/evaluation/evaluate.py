@@ -20,7 +20,7 @@ import torch
 
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.evaluation import metrics as M
-from posetransfer.evaluation.weights import cache_dir, find_weights
+from posetransfer.utils.weights import cache_dir, find_weights
 from posetransfer.pose.io import read_annotations
 from posetransfer.utils.io import atomic_path, atomic_write_json, atomic_write_text, read_image
 

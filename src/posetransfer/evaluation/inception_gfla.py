@@ -201,7 +201,12 @@ class TorchvisionInceptionV3(nn.Module):
 def load_gfla_inception(path: str | None = None, *, download: bool = True) -> TorchvisionInceptionV3:
     """torchvision's Inception v3 with the published ``inception_v3_google`` weights, in eval mode."""
     state = load_state_dict("inception_v3_google", path, download=download)
-    model = TorchvisionInceptionV3()
+    with torch.device("meta"):  # no random initialisation of 27 M parameters that are overwritten
+        model = TorchvisionInceptionV3()
+    model = model.to_empty(device="cpu")
+    for name, buf in model.named_buffers():
+        if name.endswith("num_batches_tracked"):
+            buf.zero_()
     missing, unexpected = model.load_state_dict(state, strict=False)
     # Files saved before PyTorch 0.4.1 lack BatchNorm's num_batches_tracked buffers (unused in eval).
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]

@@ -154,7 +154,9 @@ def load_body_pose_net(path: str | Path | None = None, *, download: bool = True)
     from posetransfer.utils.weights import load_state_dict, resolve_weights
 
     file = resolve_weights("openpose_body", path, download=download)
-    net = BodyPoseNet()
+    with torch.device("meta"):  # no random initialisation of 52 M parameters that are overwritten
+        net = BodyPoseNet()
+    net = net.to_empty(device="cpu")
     net.load_published(load_state_dict("openpose_body", file), str(file))
     return net.eval().requires_grad_(False)
 

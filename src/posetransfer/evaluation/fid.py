@@ -6,10 +6,11 @@
                 (:mod:`.inception_gfla`; GFLA ``script/metrics.py`` class ``FID``; PIDM's copy)
 ==============  ===========================================================================
 
-The real set defaults to the data set's **training** split, as GFLA's ``--fid_real_path``
-(its README evaluates Market against ``market_data/train``) and PIDM's ``real_path =
-'./deepfashion/train_256x256_pngs/'`` do; a data set without a training split falls back to the
-evaluated split, and the log says so.
+The real set defaults to the data set's **training** split, as GFLA's ``PERSON_IMAGE_GENERATION.md``
+prescribes ("For FID, the real data distributions are calculated over the whole training set";
+``--fid_real_path=./dataset/market/train_12864``) and PIDM's ``utils/metrics.py`` hard-codes
+(``real_path = './deepfashion/train_256x256_pngs/'``); a data set without a training split falls
+back to the evaluated split, and the log says so.
 
 Real statistics are cached: ``posetransfer evaluate fid-stats DIR --protocol P --out stats.npz``
 writes ``mu``, ``sigma``, ``n`` (images used) and ``protocol``; ``--fid-real`` accepts such a file

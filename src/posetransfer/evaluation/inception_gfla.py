@@ -240,10 +240,10 @@ def gfla_features(
     m = used_count(n, batch_size) if drop_remainder else n
     bs = max(1, min(batch_size, n))
     device = next(model.parameters()).device
-    out = np.empty((m, FEATURE_DIM), dtype=np.float64)
+    out = []
     for start in range(0, m, bs):
         stop = min(start + bs, m)
         batch = np.stack([np.asarray(images[i]) for i in range(start, stop)]).astype(np.float32) / 255
         x = torch.from_numpy(batch.transpose(0, 3, 1, 2)).to(device)
-        out[start:stop] = model(x).double().cpu().numpy()
-    return out
+        out.append(model(x).double().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, FEATURE_DIM))

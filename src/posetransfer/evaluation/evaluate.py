@@ -153,6 +153,8 @@ def plan_metrics(
         plan += list(M.INCEPTION_METRICS)
     else:
         notes.append("is, mask_is, fid skipped: the Inception weights are not on this machine (ask for them with --metrics to download)")
+    if find_weights("inception_v3_google", weights.inception_gfla):
+        plan.append("fid_gfla")  # GFLA's FID, when torchvision's Inception v3 is on this machine
     if find_weights("alexnet", weights.alexnet) and find_weights("lpips_alex", weights.lpips):
         plan.append("lpips")
     else:

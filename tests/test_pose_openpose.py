@@ -189,3 +189,16 @@ def test_backend_runs_the_multiscale_inference_on_an_image(net):
     kp, _, people = O.compute_coordinates(heat, paf, 40)
     assert kp.shape == (18, 2) and (people > 0 or (kp == -1).all())
     assert isinstance(backend.extract(image), list)
+
+
+def test_resize_maps_pixel_centres_as_scikit_image():
+    """Orders 0 and 1 equal today's ``skimage.transform.resize`` with PATN-era defaults (the same
+    pixel-centre map); order 3 is ``warp``'s cubic, which ``resize`` used before scikit-image 0.19."""
+    from skimage.transform import resize
+
+    a = np.random.default_rng(0).random((16, 8, 3))
+    for order in (0, 1):
+        for shape in ((37, 19), (8, 4)):
+            ref = resize(a, shape, order=order, mode="constant", anti_aliasing=False, preserve_range=True)
+            np.testing.assert_allclose(O.resize_skimage014(a, shape, order), ref, atol=1e-12)
+    np.testing.assert_allclose(O.resize_skimage014(a, (16, 8), 3), a, atol=1e-12)  # same size: identity

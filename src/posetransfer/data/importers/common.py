@@ -141,7 +141,7 @@ class SplitResult:
         return self.written + self.kept
 
 def _published(published: dict[str, int], key: str) -> str:
-    return f"published {published[key]:,}" if key in published else "no published count"
+    return f", published {published[key]:,}" if key in published else ""
 
 
 @dataclass
@@ -162,8 +162,8 @@ class ImportReport:
         for s in self.splits.values():
             kept = f", {s.kept} kept from the interrupted run" if s.kept else ""
             ext = f" ({s.extracted} by the pose extractor)" if s.extracted else ""
-            lines.append(f"  {s.name}: {s.images:,} images ({_published(self.published, s.name)}){kept}; "
-                         f"annotated {s.annotated:,}{ext}; pairs {s.pairs:,} ({s.pairs_source}; "
+            lines.append(f"  {s.name}: {s.images:,} images{_published(self.published, s.name)}{kept}; "
+                         f"annotated {s.annotated:,}{ext}; pairs {s.pairs:,} ({s.pairs_source}"
                          f"{_published(self.published, s.name + ' pairs')})")  # fmt: skip
             if s.missing_keypoints:
                 lines.append(f"  {s.name}: {len(s.missing_keypoints)} images without keypoints, listed in "
@@ -171,7 +171,7 @@ class ImportReport:
             lines += [f"  {s.name}: {n}" for n in s.notes]
         if "images" in self.published:
             total = sum(s.images for s in self.splits.values())
-            lines.append(f"  all splits: {total:,} images ({_published(self.published, 'images')})")
+            lines.append(f"  all splits: {total:,} images{_published(self.published, 'images')}")
         lines += [f"  {n}" for n in self.notes]
         return lines + self.check_lines
 

@@ -44,7 +44,9 @@ from posetransfer.pose.schema import MISSING
 FOLDERS = {"train": "bounding_box_train", "test": "bounding_box_test"}
 SPLITS = ("train", "test")
 #: Images of the archive's folders (Zheng et al. 2015, section 3).
-PUBLISHED = {"train": 12936, "test": 19732, "query": 3368, "test pairs": 12000}
+PUBLISHED_RAW = {"train": 12936, "test": 19732, "query": 3368}
+#: Pairs in the field's market-pairs-test.csv (counted here); the written images have no published count.
+PUBLISHED = {"test pairs": 12000}
 TEST_PAIRS = 12000  #: PATN tool/create_pairs_dataset.py line 53 (the field's market-pairs-test.csv has 12,000)
 ANNOTATION = "market-annotation-{s}.csv"
 PAIRS = "market-pairs-{s}.csv"
@@ -128,7 +130,7 @@ def import_market(
     report = ImportReport(out, "Market-1501", {}, PUBLISHED, resumed=resumed)
     query = root / "query"
     if query.is_dir():
-        report.notes.append(f"query/: {len(_jpgs(query)):,} images (published {PUBLISHED['query']:,}), "
+        report.notes.append(f"query/: {len(_jpgs(query)):,} images (published {PUBLISHED_RAW['query']:,}), "
                             "not part of the field's layout: not imported")  # fmt: skip
 
     backend_ready = None
@@ -137,7 +139,7 @@ def import_market(
         names = _jpgs(src_dir)
         res = SplitResult(split, listed=len(names))
         report.splits[split] = res
-        res.notes.append(f"{FOLDERS[split]}/ holds {len(names):,} images (published {PUBLISHED[split]:,})")
+        res.notes.append(f"{FOLDERS[split]}/ holds {len(names):,} images (published {PUBLISHED_RAW[split]:,})")
         people = [n for n in names if not is_distractor(n)]
         if len(people) < len(names):
             res.notes.append(f"{len(names) - len(people):,} distractor and junk images (0000, -1) left out")

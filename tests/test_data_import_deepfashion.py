@@ -330,3 +330,18 @@ def test_highres_images_are_fitted_into_the_256x256_frame():
     assert fitted.shape == (256, 256, 3)
     assert (fitted[:, :41] == 255).all() and (fitted[:, 215:] == 255).all()
     assert (fitted[:, 41:215] == 0).all()
+
+
+def test_the_fields_test_annotation_fits_the_256x256_frame(annotations_dir):
+    """On the real file: 19 keypoints lie outside the 256x176 frame (x < 0 or x >= 176), none
+    outside 256x256 once moved by 40 px, so PG2's 256x256 recipes keep them all."""
+
+    def outside(kp, width):
+        vis = (kp != -1).all(axis=-1)
+        return int((vis & ((kp[..., 1] < 0) | (kp[..., 1] >= width) | (kp[..., 0] < 0) | (kp[..., 0] >= 256))).sum())
+
+    crop = df.load_field_annotations(annotations_dir, (256, 176))["test"]
+    full = df.load_field_annotations(annotations_dir, (256, 256))["test"]
+    assert len(crop["keypoints"]) == df.PUBLISHED["test"] and len(crop["pairs"]) == df.PUBLISHED["test pairs"]
+    assert outside(np.stack(list(crop["keypoints"].values())), 176) == 19
+    assert outside(np.stack(list(full["keypoints"].values())), 256) == 0

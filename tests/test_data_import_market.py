@@ -181,3 +181,42 @@ def test_bad_inputs_are_one_clear_line(archive, capsys):
     shutil.rmtree(root / "bounding_box_test")
     with pytest.raises(DataError, match=r"bounding_box_test: folder does not exist \(the Market-1501 archive"):
         mk.import_market(root, tmp / "o3", annotations=archive["ann"], progress=False)
+
+
+def test_the_fields_files_left_out_counts(annotations_dir):
+    """The real annotation files cover every box of the archive (the published 12,936 / 19,732);
+    the importer leaves out 0 + 419 (train) and 6,617 + 380 (test) distractors + images without
+    keypoints, and the field's 12,000 test pairs name none of them."""
+    counts = {}
+    for split in ("train", "test"):
+        ann = read_annotations(annotations_dir / f"market-annotation-{split}.csv")
+        assert len(ann) == mk.PUBLISHED_RAW[split]
+        dis = sum(mk.is_distractor(n) for n in ann)
+        nokp = sum(not mk.is_distractor(n) and bool((kp == -1).all()) for n, kp in ann.items())
+        counts[split] = (dis, nokp)
+    assert counts == {"train": (0, 419), "test": (6617, 380)}
+    ann = read_annotations(annotations_dir / "market-annotation-test.csv")
+    pairs = read_pairs(annotations_dir / "market-pairs-test.csv")
+    assert len(pairs) == mk.PUBLISHED["test pairs"]
+    assert all(not mk.is_distractor(n) and (ann[n] != -1).any() for p in pairs for n in p)
+
+
+class FixedBackend:
+    name = "fixed"
+
+    def extract(self, image):
+        from posetransfer.pose.extract import Detection
+
+        kp = np.stack([np.linspace(10, 120, 18), np.linspace(8, 56, 18)], axis=1).astype(np.float32)
+        return [Detection(kp, np.ones(18, np.float32), (10.0, 8.0, 121.0, 57.0), 1.0)]
+
+
+def test_extract_missing_keeps_the_images_it_annotates(archive):
+    out = archive["tmp"] / "market"
+    report = mk.import_market(archive["root"], out, annotations=archive["ann"], extract=True,
+                              backend=FixedBackend(), progress=False)  # fmt: skip
+    assert sorted(p.name for p in (out / "train").iterdir()) == sorted(archive["train"])
+    ann = read_annotations(out / "market-annotation-train.csv")
+    assert np.array_equal(ann[archive["no_row"]][:, 0], np.round(np.linspace(10, 120, 18)))
+    assert report.splits["train"].extracted == 2 and not (out / "missing-keypoints-train.txt").exists()
+    assert not (out / "test" / "0000_c1s1_000151_01.jpg").exists()  # distractors are never annotated

@@ -20,7 +20,7 @@ splits by its ``train.lst`` / ``test.lst``:
   ``tool/resize_fashion.py`` (lines 25-39, ``crop_bord=40`` with a ratio of 1) confirms the
   256x176 annotations are the 256x256 ones less 40 in x, so keypoints move by 40 px between the
   frames (:func:`shift_keypoints`).
-- ``img_highres/`` (750x1101): scaled by ``256 / max(h, w)`` (area interpolation) and centred on a
+- ``img_highres/`` (portrait photos, e.g. 750x1101): scaled by ``256 / max(h, w)`` (area interpolation) and centred on a
   white 256x256 canvas, the frame of the ``img/`` images (a person spanning the height on the
   white product background). This is our reconstruction of how the 256x256 set relates to the
   high-resolution one; no released script of the field does it (GFLA stretches ``img_highres`` to

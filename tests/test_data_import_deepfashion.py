@@ -345,3 +345,24 @@ def test_the_fields_test_annotation_fits_the_256x256_frame(annotations_dir):
     assert len(crop["keypoints"]) == df.PUBLISHED["test"] and len(crop["pairs"]) == df.PUBLISHED["test pairs"]
     assert outside(np.stack(list(crop["keypoints"].values())), 176) == 19
     assert outside(np.stack(list(full["keypoints"].values())), 256) == 0
+
+
+def test_img_highres_tree_is_fitted_named_and_split(tmp_path):
+    rng = np.random.default_rng(1)
+    names = ["fashionMENDenimid0000008001_1front.jpg", "fashionMENDenimid0000008002_2side.jpg"]
+    raws = []
+    for n in names:
+        image = rng.integers(0, 256, (1101, 750, 3), dtype=np.uint8)
+        path = tmp_path / "InShop" / "img_highres" / raw_rel(n)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path, quality=95)
+        raws.append(path)
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "train.lst").write_text(names[0] + "\n")
+    (tmp_path / "lists" / "test.lst").write_text(names[1] + "\n")
+    report = df.import_deepfashion(tmp_path / "InShop", tmp_path / "out", size=(256, 256), fmt="png",
+                                   lists=tmp_path / "lists", progress=False)  # fmt: skip
+    for split, n, raw in (("train", names[0], raws[0]), ("test", names[1], raws[1])):
+        got = np.asarray(Image.open(tmp_path / "out" / split / (n[:-4] + ".png")))
+        assert np.array_equal(got, df.fit_highres(np.asarray(Image.open(raw).convert("RGB"))))
+    assert report.splits["train"].missing_keypoints == [names[0][:-4] + ".png"]  # no --annotations

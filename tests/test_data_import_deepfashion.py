@@ -284,7 +284,12 @@ def test_lists_are_downloaded_checked_and_offline_is_one_line(inshop, monkeypatc
     with pytest.raises(DataError, match=rf"train.lst, line 1: names {first}, but .*/img/"
                                         rf"{re.escape(raw_rel(first))} does not exist"):  # fmt: skip
         _run(inshop, "out3", lists=None)
+    # nothing but the checked lists is left, and the rerun after the fix starts afresh with them
+    assert sorted(p.name for p in (inshop["tmp"] / "out3").iterdir()) == ["test.lst", "train.lst"]
     assert (inshop["tmp"] / "out3" / "train.lst").read_bytes() == (annotations_dir / "train.lst").read_bytes()
+    monkeypatch.setattr(urllib.request, "urlopen", offline)  # the lists are not fetched again
+    with pytest.raises(DataError, match="train.lst, line 1"):
+        _run(inshop, "out3", lists=None)
 
 
 def test_bad_inputs_are_one_clear_line(inshop, capsys):
@@ -304,6 +309,7 @@ def test_bad_inputs_are_one_clear_line(inshop, capsys):
     with pytest.raises(DataError, match=r"test.lst, line 3: names fashionWOMENDressesid0000999901_1front.jpg, "
                                         r"but .*WOMEN/Dresses/id_00009999/01_1_front.jpg does not exist"):  # fmt: skip
         _run(inshop, "o2")
+    assert not (tmp / "o2").exists()  # refused before anything was written
     (inshop["lists"] / "test.lst").write_text("".join(_jpg(n) + "\n" for n in inshop["test"]))
     # an unreadable image, then a wrong-sized one: named, and the rerun resumes after the fix
     bad = inshop["raw"] / "img" / raw_rel(inshop["test"][0])

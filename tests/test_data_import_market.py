@@ -168,6 +168,7 @@ def test_bad_inputs_are_one_clear_line(archive, capsys):
     with pytest.raises(DataError, match=r"market-annotation-test.csv: names 1 images absent from .*bounding_box_test "
                                         r"\(e.g. 1501_c6s4_001902_01.jpg\)"):  # fmt: skip
         mk.import_market(root, tmp / "o", annotations=tmp / "ann2", progress=False)
+    assert not (tmp / "o").exists()
     # an unreadable image: named by the command in one line
     bad = root / "bounding_box_test" / archive["test"][0]
     bad.write_bytes(b"garbage")

@@ -30,11 +30,14 @@ PROGRESS_MARKER = ".import-progress.json"
 MANIFEST = "import-manifest.json"
 
 
-def prepare_output(out: Path, options: dict, overwrite: bool, outputs: Iterable[str]) -> bool:
+def prepare_output(
+    out: Path, options: dict, overwrite: bool, outputs: Iterable[str], ignorable: Iterable[str] = ()
+) -> bool:
     """Make ``out`` ready for an import with ``options``; True when an interrupted one is resumed.
 
     ``outputs`` are the names (files or folders) an import writes in ``out``; ``--overwrite``
-    removes those (and only those: other files of the user's are left alone).
+    removes those (and only those: other files of the user's are left alone). A folder holding
+    only ``ignorable`` names (lists an earlier attempt downloaded) counts as empty.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -60,7 +63,7 @@ def prepare_output(out: Path, options: dict, overwrite: bool, outputs: Iterable[
             raise DataError(out, f"holds an interrupted import with other options ({diff}); rerun it with "
                                  "the same options to continue it, or use --overwrite to start again")  # fmt: skip
         resuming = True
-    elif out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(p.name not in set(ignorable) for p in out.iterdir()):
         raise DataError(out, "already exists and is not empty (use --overwrite to replace it)")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(marker, options)
@@ -72,6 +75,18 @@ def _describe_difference(previous, options: dict) -> str:
         return f"its {PROGRESS_MARKER} is unreadable"
     keys = [k for k in sorted(set(previous) | set(options)) if previous.get(k) != options.get(k)]
     return ", ".join(f"{k}: {previous.get(k)!r} then, {options.get(k)!r} now" for k in keys[:3])
+
+
+def abandon_output(out: Path, resumed: bool) -> None:
+    """After bad input found before any image was written: drop the progress marker of a fresh
+    import (and its folder when nothing else is in it), so that the fixed rerun starts cleanly."""
+    if resumed:
+        return
+    (Path(out) / PROGRESS_MARKER).unlink(missing_ok=True)
+    try:
+        Path(out).rmdir()
+    except OSError:
+        pass
 
 
 def finish_output(out: Path, manifest: dict) -> None:

@@ -43,6 +43,7 @@ import numpy as np
 from posetransfer.data.importers.common import (
     ImportReport,
     SplitResult,
+    abandon_output,
     encode,
     extract_missing,
     fetch_verified,
@@ -281,35 +282,40 @@ def import_deepfashion(
     options = {"dataset": "deepfashion", "raw": str(root.resolve()), "source": src_kind, "size": list(size),
                "format": fmt, "annotations": str(Path(annotations).resolve()) if annotations else None,
                "extract_missing": bool(extract), "lists": list_digests or "published"}  # fmt: skip
-    resumed = prepare_output(out, options, overwrite, outputs)
-    if lists is None:
-        list_paths = load_lists(None, out, progress)
+    resumed = prepare_output(out, options, overwrite, outputs, ignorable=("train.lst", "test.lst"))
     report = ImportReport(out, "DeepFashion In-shop", {}, PUBLISHED, resumed=resumed)
-    if lists is not None:
-        for s, p in list_paths.items():
-            if list_digests[s] != LIST_SHA256[f"{s}.lst"]:
-                report.notes.append(f"{p} differs from the field's {s}.lst (SHA-256 {list_digests[s][:12]}...)")
-            write_list(out / f"{s}.lst", [n for n, _ in read_list(p)])
+    try:  # bad lists or a bad tree: found before any image is written
+        if lists is None:
+            list_paths = load_lists(None, out, progress)
 
-    tree = scan_tree(root)
-    listed: dict[str, list[str]] = {}
-    seen: dict[str, str] = {}
-    for split in SPLITS:
-        path = list_paths[split]
-        names = []
-        for name, line in read_list(path):
-            if name in seen:
-                raise DataError(path, f"names {name} again (already in {seen[name]})", line)
-            seen[name] = f"{split}.lst"
-            if name not in tree:
-                rel = raw_relpath(name)
-                where = f"{root / rel} does not exist" if rel else f"no image of {root} has that name"
-                raise DataError(path, f"names {name}, but {where}", line)
-            names.append(name)
-        listed[split] = names
-    unlisted = len(tree) - len(seen)
-    if unlisted:
-        report.notes.append(f"{unlisted} images of {root} are in neither list: left out, as the field does")
+        tree = scan_tree(root)
+        listed: dict[str, list[str]] = {}
+        seen: dict[str, str] = {}
+        for split in SPLITS:
+            path = list_paths[split]
+            names = []
+            for name, line in read_list(path):
+                if name in seen:
+                    raise DataError(path, f"names {name} again (already in {seen[name]})", line)
+                seen[name] = f"{split}.lst"
+                if name not in tree:
+                    rel = raw_relpath(name)
+                    where = f"{root / rel} does not exist" if rel else f"no image of {root} has that name"
+                    raise DataError(path, f"names {name}, but {where}", line)
+                names.append(name)
+            listed[split] = names
+        unlisted = len(tree) - len(seen)
+        if unlisted:
+            report.notes.append(f"{unlisted} images of {root} are in neither list: left out, as the field does")
+    except BaseException:
+        abandon_output(out, resumed)
+        raise
+    if lists is not None:  # the lists go beside the data, as in the field's folders
+        for split, path in list_paths.items():
+            if list_digests[split] != LIST_SHA256[f"{split}.lst"]:
+                report.notes.append(f"{path} differs from the field's {split}.lst "
+                                    f"(SHA-256 {list_digests[split][:12]}...)")  # fmt: skip
+            write_list(out / f"{split}.lst", [n for n, _ in read_list(path)])
 
     backend_ready = None
     for split in SPLITS:

@@ -121,6 +121,12 @@ def import_market(
         if not field:
             raise DataError(ann_dir, f"holds no {ANNOTATION.format(s='train')} nor {ANNOTATION.format(s='test')}")
 
+    on_disk = {split: _jpgs(root / FOLDERS[split]) for split in SPLITS}
+    for split, given in field.items():  # checked before anything is written
+        absent = sorted(set(given["keypoints"]) - set(on_disk[split]))
+        if absent:
+            raise DataError(given["file"], f"names {len(absent)} images absent from {root / FOLDERS[split]} "
+                                           f"(e.g. {absent[0]}): is it the annotation of this archive?")  # fmt: skip
     outputs = [*SPLITS, *(p.format(s=s) for p in (ANNOTATION, PAIRS) for s in SPLITS),
                *(f"missing-keypoints-{s}.txt" for s in SPLITS), *(f".extracted-{s}.csv" for s in SPLITS)]  # fmt: skip
     options = {"dataset": "market", "raw": str(root.resolve()),
@@ -136,7 +142,7 @@ def import_market(
     backend_ready = None
     for split in SPLITS:
         src_dir = root / FOLDERS[split]
-        names = _jpgs(src_dir)
+        names = on_disk[split]
         res = SplitResult(split, listed=len(names))
         report.splits[split] = res
         res.notes.append(f"{FOLDERS[split]}/ holds {len(names):,} images (published {PUBLISHED_RAW[split]:,})")
@@ -145,12 +151,7 @@ def import_market(
             res.notes.append(f"{len(names) - len(people):,} distractor and junk images (0000, -1) left out")
         given = field.get(split, {})
         keypoints = {n: kp for n, kp in given.get("keypoints", {}).items() if n in set(people)}
-        if given:
-            absent = sorted(set(given["keypoints"]) - set(names))
-            if absent:
-                raise DataError(given["file"], f"names {len(absent)} images absent from {src_dir} "
-                                               f"(e.g. {absent[0]}): is it the annotation of this archive?")  # fmt: skip
-        elif annotations is not None:
+        if not given and annotations is not None:
             res.notes.append(f"{annotations} has no {ANNOTATION.format(s=split)}")
         missing = [n for n in people if n not in keypoints or (keypoints[n] == MISSING).all()]
         if missing and extract:

@@ -167,9 +167,16 @@ def test_import_jpg_is_patns_saved_crop_and_256x256_copies_bytes(inshop):
     raw = inshop["raw"] / "img" / raw_rel(n)
     got = np.asarray(Image.open(inshop["tmp"] / "crop" / "test" / _jpg(n)).convert("RGB"))
     assert np.array_equal(got, patn_saved_jpg(raw))
-    _run(inshop, "full", size=(256, 256))
+    report = _run(inshop, "full", size=(256, 256))
     assert (inshop["tmp"] / "full" / "test" / _jpg(n)).read_bytes() == raw.read_bytes()
-    assert (inshop["tmp"] / "full" / "fasion-annotation-test.csv").is_file()
+    assert report.check_ok and (inshop["tmp"] / "full" / "fasion-annotation-test.csv").is_file()
+    from posetransfer.data.datasets import PairDataset
+    from posetransfer.data.layouts import resolve_dataset
+
+    files = resolve_dataset(inshop["tmp"] / "full", "train")  # what the 256x256 recipes read
+    assert files.layout == "deepfashion" and files.annotation_path.name == "fasion-annotation-train.csv"
+    item = PairDataset(files)[0]
+    assert tuple(item["target_image"].shape) == (3, 256, 256)
 
 
 def test_keypoints_move_40_px_between_the_frames_and_back(inshop):

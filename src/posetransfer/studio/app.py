@@ -189,6 +189,8 @@ class Studio:
         try:
             with Image.open(io.BytesIO(data)) as im:
                 w, h = im.size  # header only: nothing decoded yet
+        except Image.DecompressionBombError:
+            raise ApiError(400, f"{what}: far more pixels than the limit of {self.limits.max_pixels}") from None
         except Exception:
             raise ApiError(400, f"{what}: not an image (unrecognised format)") from None
         if w * h > self.limits.max_pixels:

@@ -246,11 +246,9 @@ async function showResult(meta) {
   await add("source.png", "source (framed)");
   const pose = poseCanvas(meta.keypoints, 2, null);
   box.appendChild(figure(pose, "target pose"));
-  if (meta.stages.includes("stage1") && meta.stages.includes("stage2")) {
-    await add("stage1.png", "stage I");
-    await add("stage2.png", "stage II");
-  }
-  await add("result.png", "result");
+  const both = meta.stages.includes("stage1") && meta.stages.includes("stage2");
+  if (both) await add("stage1.png", "stage I");
+  await add("result.png", both ? "stage II (result)" : "result");
   $("download-image").href = resultUrl(meta.id, "result.png");
   $("download-image").setAttribute("download", `${meta.id}.png`);
   $("download-pose").href = resultUrl(meta.id, "pose.csv");

@@ -46,6 +46,25 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
     return runs
 
 
+def tiny_multiview_run(tmp_path_factory) -> Path:
+    """configs/debug/multiview_tiny.yaml trained for two steps (1-5 source photos), once per session."""
+    from posetransfer.training.base import train
+    from posetransfer.training.config import config_from_dict
+
+    runs = tiny_runs(tmp_path_factory)  # its synthetic data
+    data = runs["stage1"].parent / "synth"
+    run = runs["stage1"].parent / "multiview"
+    if (run / "done").is_file():
+        return run
+    path = REPO / "configs" / "debug" / "multiview_tiny.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["data"].update(train=str(data / "train"), test=str(data / "test"), max_sources=2)
+    cfg["train"].update(iterations=2, batch_size=2, checkpoint_every=2, sample_every=1000, eval_batches=1, log_every=1)
+    train(config_from_dict(cfg, source=str(path)), run, progress=False)
+    (run / "done").write_text("ok\n")
+    return run
+
+
 class LibraryBackend:
     """A fake detector: the standing pose scaled to the image it is given (no mediapipe in tests),
     or no person at all for an image whose top-left pixel is pure black."""

@@ -16,7 +16,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from _studio import SIZE, LibraryBackend, png, tiny_runs  # noqa: E402
+from _studio import SIZE, LibraryBackend, png, tiny_multiview_run, tiny_runs  # noqa: E402
 from posetransfer.errors import DataError, PosetransferError  # noqa: E402
 from posetransfer.evaluation.study import read_answer_key, score_study  # noqa: E402
 from posetransfer.inference import Pipeline, read_pose_file  # noqa: E402
@@ -114,6 +114,35 @@ def test_transfer_with_each_pose_source(client, pipe, photo, tmp_path):
     (tmp_path / "pose.csv").write_bytes(pose_csv.content)
     walking = library_pose("walking", SIZE)
     np.testing.assert_array_equal(read_pose_file(tmp_path / "pose.csv"), np.where(walking >= 0, np.round(walking), -1))
+
+
+@pytest.mark.slow  # trains the tiny multi-view config for two steps
+def test_multiview_model_takes_several_sources(tmp_path_factory, tmp_path):
+    pipe = Pipeline.from_checkpoint(tiny_multiview_run(tmp_path_factory), device="cpu", backend=LibraryBackend())
+    c = client_for(pipe, tmp_path / "state")
+    assert c.get("/healthz").json()["model"]["max_sources"] == pipe.max_sources > 1
+    photos = [png(tmp_path / f"v{i}.png", seed=i) for i in range(pipe.max_sources + 1)]
+    files = [("source", (p.name, p.read_bytes(), "image/png")) for p in photos]
+    r = c.post("/api/transfer", files=files[:2], data={"pose": "side"})
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(decode_png(r.content), pipe(photos[:2], "side"))
+    assert r.headers["x-stages"] == ""  # one output, no stages
+    r = c.post("/api/transfer", files=files, data={"pose": "side"})
+    assert r.status_code == 400 and f"at most {pipe.max_sources} source photo(s)" in r.json()["error"]
+
+
+def test_pose_of_a_real_photo_with_mediapipe(pipe, mini_fashion, tmp_path):
+    pytest.importorskip("mediapipe")
+    real = Pipeline(pipe.task, pipe.nets, pipe.image_size, backend="mediapipe")
+    c = client_for(real, tmp_path / "state")
+    photo = sorted((mini_fashion / "images").iterdir())[0]
+    r = c.post("/api/pose", files={"image": (photo.name, photo.read_bytes(), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    kp = np.array(r.json()["keypoints"])
+    vis = (kp >= 0).all(axis=1)
+    assert vis.sum() >= 10 and (kp[vis, 0] <= SIZE[0] - 1).all() and (kp[vis, 1] <= SIZE[1] - 1).all()
+    r = c.post("/api/transfer", files={"source": (photo.name, photo.read_bytes())}, data={"pose": "walking", "retarget": "1"})
+    assert r.status_code == 200 and decode_png(r.content).shape == (*SIZE, 3)
 
 
 def test_retarget(client, pipe, photo):

@@ -97,6 +97,13 @@ def _serve(args: argparse.Namespace) -> int:
     where = f"http://{args.host}:{args.port}/"
     print(f"posetransfer studio on {where}" + (f"?token={args.token}" if args.token else ""), file=sys.stderr)
     if args.study is not None:
+        study = app.state.studio.study
+        n = len(study.key) // 2
+        if n < args.study_images:
+            print(f"note: the study shows {n} real and {n} generated images (the folders hold fewer than "
+                  f"--study-images {args.study_images})", file=sys.stderr)  # fmt: skip
+        if args.practice >= len(study.key):
+            print(f"note: --practice {args.practice} >= the {len(study.key)} images: no answer will be scored", file=sys.stderr)
         print(f"user study on {where}study, results on {where}study/results", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0

@@ -216,6 +216,40 @@ def test_error_statuses(pipe, photo, tmp_path):
     assert c.post("/api/transfer", files=src, data={"pose": "walking"}).status_code == 200
 
 
+def test_the_queue_bound_with_jobs_running():
+    import anyio
+
+    from posetransfer.studio.app import ApiError, InferenceQueue
+
+    queue, release, order = InferenceQueue(2), threading.Event(), []
+
+    def job(k):
+        order.append(("start", k))
+        release.wait(10)
+        return k
+
+    async def main():
+        results, refused = [], []
+
+        async def submit(k):
+            try:
+                results.append(await queue.run(job, k))
+            except ApiError as err:
+                refused.append((k, err.status))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(submit, 0)
+            tg.start_soon(submit, 1)
+            await anyio.sleep(0.2)
+            assert queue.pending == 2 and order == [("start", 0)]  # one runs, one waits: one model, one worker
+            await submit(2)  # the queue is full
+            release.set()
+        return sorted(results), refused
+
+    results, refused = anyio.run(main)
+    assert results == [0, 1] and refused == [(2, 503)] and queue.pending == 0 and queue.done == 2
+
+
 def test_uploaded_names_are_never_paths(client, photo, tmp_path):
     before = {p for p in tmp_path.rglob("*") if "state" not in p.parts}
     r = client.post("/api/transfer", files={"source": ("../../evil.png", photo.read_bytes())}, data={"pose": "side"})
@@ -234,6 +268,10 @@ def test_token(pipe, tmp_path):
     page = c.get("/?token=s3cret")
     assert page.status_code == 200 and "posetransfer_token=s3cret" in page.headers["set-cookie"]
     assert c.get("/api/poses").status_code == 200  # the cookie the page set
+    c.cookies.clear()
+    c.cookies.set("posetransfer_token", "stale")
+    assert c.get("/api/poses").status_code == 401
+    assert c.get("/?token=s3cret").status_code == 200 and c.get("/api/poses").status_code == 200
 
 
 def test_serve_arguments(tmp_path, runs):

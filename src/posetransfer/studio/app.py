@@ -203,7 +203,7 @@ class Studio:
             except DataError as err:
                 raise ApiError(400, f"{what}: {err.problem}") from None
 
-    def _extract(self, image: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None, str | None, list[str]]:
+    def extract(self, image: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None, str | None, list[str]]:
         """(framed image, keypoints in the frame or None, the problem or None, notes)."""
         from posetransfer.data.prepare import apply_frame, frame_window
         from posetransfer.pose.extract import NoPersonError, extract_pose
@@ -328,7 +328,7 @@ def create_app(
         item = form_data.get(name)
         if item is None or isinstance(item, str):
             raise ApiError(400, f"the form needs a file field {name!r}")
-        return studio.decode(await item.read(), what)
+        return await _threaded(studio.decode, await item.read(), what)
 
     # pages ---------------------------------------------------------------------------------
 
@@ -376,7 +376,7 @@ def create_app(
     async def _pose_of_upload(request: Request) -> dict:
         pipe = need_model()
         image = await upload(await form(request, 1), "image", "image")
-        framed, kp, problem, notes = await studio.queue.run(studio._extract, image, "image")
+        framed, kp, problem, notes = await studio.queue.run(studio.extract, image, "image")
         return {"keypoints": pose_json(kp), "problem": problem, "notes": notes,
                 "image_size": list(pipe.image_size), "framed": data_url(framed)}  # fmt: skip
 
@@ -420,7 +420,7 @@ def create_app(
             raise ApiError(400, "the form needs at least one 'source' file")
         if len(files) > pipe.max_sources:
             raise ApiError(400, f"this {pipe.task.name} model takes at most {pipe.max_sources} source photo(s), got {len(files)}")
-        images = [studio.decode(await f.read(), f"source {i + 1}") for i, f in enumerate(files)]
+        images = [await _threaded(studio.decode, await f.read(), f"source {i + 1}") for i, f in enumerate(files)]
         pose_text = data.get("pose")
         kp = parse_pose(pose_text if isinstance(pose_text, str) else "", pipe.image_size)
         pose_source = f"library:{pose_text.strip()}" if pose_text.strip() in POSES else "custom"
@@ -430,7 +430,7 @@ def create_app(
             if isinstance(src_text, str) and src_text.strip():
                 src_kp = parse_pose(src_text, pipe.image_size, "source_pose")
             else:
-                _, src_kp, problem, _ = await studio.queue.run(studio._extract, images[0], "source 1")
+                _, src_kp, problem, _ = await studio.queue.run(studio.extract, images[0], "source 1")
                 if src_kp is None:
                     raise ApiError(422, f"retarget needs the source person's pose: source 1: {problem}")
             kp = _retarget(kp, src_kp, pipe.image_size)
@@ -519,16 +519,12 @@ class _Guard:
         request = Request(scope)
         set_cookie = False
         if self.token and scope["path"] != "/healthz":
-            given = None
             auth = request.headers.get("authorization", "")
-            if auth.lower().startswith("bearer "):
-                given = auth[7:].strip()
-            elif TOKEN_COOKIE in request.cookies:
-                given = request.cookies[TOKEN_COOKIE]
-            elif "token" in request.query_params:
-                given = request.query_params["token"]
-                set_cookie = True
-            if given is None or not secrets.compare_digest(given.encode(), self.token.encode()):
+            header = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+            query = request.query_params.get("token")
+            good = lambda given: given is not None and secrets.compare_digest(given.encode(), self.token.encode())  # noqa: E731
+            set_cookie = good(query) and not good(request.cookies.get(TOKEN_COOKIE))
+            if not (good(header) or good(request.cookies.get(TOKEN_COOKIE)) or good(query)):
                 return await JSONResponse({"error": "a valid token is required (Authorization: Bearer TOKEN, or ?token= on the page)"},
                                           status_code=401)(scope, receive, send)  # fmt: skip
         length = request.headers.get("content-length")

@@ -13,7 +13,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from posetransfer.commands._args import positive_int
+from posetransfer.commands._args import non_negative_int, positive_int
 from posetransfer.errors import PosetransferError
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -47,7 +47,7 @@ def register(subparsers) -> None:
                    help="real images for the study: a folder of images, or a data set folder (images/ or test/images/)")
     p.add_argument("--study-images", type=positive_int, default=DEFAULT_PER_KIND,
                    help=f"real and as many generated images shown (default {DEFAULT_PER_KIND}, PG2)")
-    p.add_argument("--practice", type=int, default=PRACTICE, help=f"first answers not counted (default {PRACTICE}, PG2)")
+    p.add_argument("--practice", type=non_negative_int, default=PRACTICE, help=f"first answers not counted (default {PRACTICE}, PG2)")
     p.add_argument("--show-ms", type=positive_int, default=SHOW_MS, help=f"how long each image is shown (default {SHOW_MS} ms, PG2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the study's image sample")
     p.add_argument("--max-queue", type=positive_int, default=8, help="requests waiting or running before 503 (default 8)")

@@ -18,7 +18,11 @@ async function next() {
   const practice = T.index < T.p.practice;
   $("progress").textContent = `${practice ? "practice " : ""}image ${T.index + 1} of ${seq.length}`;
   $("answers").hidden = true;
-  const loaded = await preload(name);
+  let loaded;
+  try { loaded = await preload(name); } catch (err) {
+    $("status").textContent = `cannot load study image ${name}; reload the page to go on`;
+    return;
+  }
   const img = $("stimulus");
   img.src = loaded.src;
   img.hidden = false;

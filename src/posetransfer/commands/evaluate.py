@@ -31,7 +31,8 @@ def register(subparsers) -> None:
             "metrics: ssim_pg2, ssim_patn, mask_ssim_pg2, mask_ssim_patn, psnr, l1, masked_l1, plus "
             "is/mask_is/fid and lpips when their weights are on this machine and pckh when a pose "
             "backend is installed. Weights are looked up in the --*-weights path, then "
-            "$POSETRANSFER_WEIGHTS_DIR, then ~/.cache/posetransfer, then downloaded."
+            "$POSETRANSFER_WEIGHTS_DIR, then the cache ($XDG_CACHE_HOME/posetransfer or "
+            "~/.cache/posetransfer), then downloaded. `evaluate fid-stats DIR` caches real FID statistics."
         ),
     )
     p.add_argument("--generated", type=Path, help="folder of generated <from-stem>___<to-stem>.png images")

@@ -17,6 +17,13 @@ writes ``mu``, ``sigma``, ``n`` (images used) and ``protocol``; ``--fid-real`` a
 (its protocol must match the metric) or a folder. pytorch-fid's own ``.npz`` files (``mu`` and
 ``sigma`` only) are accepted for ``fid``, never for ``fid_gfla``.
 
+Not reproduced, on purpose: GFLA writes ``statistics.npz`` into the real folder and reuses it
+silently (here the cache is keyed by the files' names, sizes and times); GFLA's ``get_activations``
+lowers ``self.batch_size`` for good when a set is smaller than 64, which would also shrink the
+batches of the generated set computed after it (only for real sets under 64 images); PIDM's copy
+resizes every image to 176x256 with ``cv2.resize`` before the network, a no-op on its 256x176
+DeepFashion images.
+
 GFLA lists a folder as ``glob('*.jpg') + glob('*.png')`` in the file system's order; the order
 decides which images the dropped last batch leaves out, so here the names are sorted within each
 extension (jpg first, as GFLA) to make the result reproducible.

@@ -202,3 +202,23 @@ def test_resize_maps_pixel_centres_as_scikit_image():
             ref = resize(a, shape, order=order, mode="constant", anti_aliasing=False, preserve_range=True)
             np.testing.assert_allclose(O.resize_skimage014(a, shape, order), ref, atol=1e-12)
     np.testing.assert_allclose(O.resize_skimage014(a, (16, 8), 3), a, atol=1e-12)  # same size: identity
+
+
+def test_partial_people_joined_by_the_shoulder_ear_limbs_are_merged():
+    """Without a neck, arms and head start as separate partial people (limbs 2-5 and 13-16); the
+    shoulder-ear limbs (17, 18) join them (PATN's ``found == 2`` merge). The legs, with no limb to
+    the rest, stay people of 3 parts and are dropped (fewer than 4)."""
+    kp = PERSON.copy()
+    kp[[1, 8, 9, 10, 11, 12, 13]] = -1  # no neck, no hips, knees, ankles ...
+    kp[[8, 9, 10]] = PERSON[[8, 9, 10]]  # ... except a right leg, a 3-part person on its own
+    heat, paf = _maps([kp], [1.0])
+    peaks = O.find_peaks(heat)
+    connections, special = O.connect_limbs(peaks, paf, H)
+    subset, candidate = O.group_people(peaks, connections, special)
+    assert len(subset) == 1 and subset[0, -1] == 11  # 2 arms x 3 + nose, eyes, ears
+    expected = kp.copy()
+    expected[[8, 9, 10]] = -1
+    np.testing.assert_array_equal(O.best_person(subset, candidate), expected)
+    # without limbs 17 and 18 nothing joins them: only the 5-part head survives
+    alone, _ = O.group_people(peaks, connections, special + [17, 18])
+    assert sorted(alone[:, -1]) == [5]

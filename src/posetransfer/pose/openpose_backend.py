@@ -355,8 +355,8 @@ class OpenPoseBackend:
     """:class:`~posetransfer.pose.extract.PoseBackend` on CMU's body network, PATN's way (module doc).
 
     ``weights``: a local ``body_pose_model.pth`` (else the registry's lookup: the
-    ``$POSETRANSFER_WEIGHTS_DIR`` folder, the cache, a download). One detection per image, the
-    highest-scoring person, as PATN keeps.
+    ``$POSETRANSFER_WEIGHTS_DIR`` folder, the cache, a download). ``device``: default CUDA when
+    available. One detection per image, the highest-scoring person, as PATN keeps.
     """
 
     name = "openpose"
@@ -364,6 +364,8 @@ class OpenPoseBackend:
     def __init__(self, weights: str | Path | None = None, *, device: str | None = None, download: bool = True,
                  scales: tuple[float, ...] = SCALE_SEARCH, net: BodyPoseNet | None = None):  # fmt: skip
         self.net = net if net is not None else load_body_pose_net(weights, download=download)
+        if device is None and net is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         if device:
             self.net = self.net.to(device)
         self.scales = tuple(scales)

@@ -21,8 +21,9 @@ confidence maps; that typo is not copied).
 * the RGB image is reversed to BGR; for each ``scale_search`` in (0.5, 1, 1.5, 2) it is resized
   to ``(shape * scale * 368 / H).astype(int32)`` with scikit-image's ``resize(order=3,
   preserve_range=True)`` (the 0.13/0.14 defaults: ``mode='constant'``, ``clip=True``, no
-  anti-aliasing), fed as ``img / 255 - 0.5`` without padding, and both outputs are resized back to
-  the image size with ``order=1``;
+  anti-aliasing), fed as ``img / 255 - 0.5`` without padding (PATN's arithmetic; the Caffe model
+  and the PyTorch ports use ``/ 256``), and both outputs are resized back to the image size with
+  ``order=1``;
 * the confidence maps are *averaged* over the scales; the affinity fields are *summed* (PATN never
   divides ``paf_avg``; kept, since its PCKh numbers come from it);
 * peaks: the confidence map smoothed by ``gaussian_filter(sigma=3)``, a pixel ``>=`` its four

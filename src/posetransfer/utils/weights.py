@@ -18,7 +18,8 @@ checksum is published. Entries (``name``: file):
 Checksums: torchvision and pytorch-fid publish the leading hex digits of each file's SHA-256 in its
 name (``alexnet-owt-7be5be79.pth``), which is what is checked for those files. The LPIPS heads'
 full SHA-256 was computed here from the file shipped in the ``lpips==0.1.4`` wheel on PyPI
-(``lpips/weights/v0.1/alex.pth``). ``body_pose_model.pth`` has no published checksum (the PyTorch
+(``lpips/weights/v0.1/alex.pth``); that the file at the registered GitHub URL is byte-identical
+could not be checked offline (a mismatch would be reported, never silently used). ``body_pose_model.pth`` has no published checksum (the PyTorch
 OpenPose ports distribute it through Google Drive / Dropbox / the Hugging Face Hub), so it is not
 checked.
 

@@ -207,5 +207,9 @@ def test_fid_stats_command_and_the_training_split_default(tmp_path, monkeypatch,
                  "--out", str(out), "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
     with np.load(out) as z:
         assert int(z["n"]) == 64 and str(z["protocol"]) == "fid_gfla"  # 70 images: one batch of 64 used
+    assert main(["evaluate", "fid-stats", str(tmp_path / "data" / "train" / "images"), "--protocol", "fid_cfld",
+                 "--out", str(tmp_path / "cfld.npz"), "--device", "cpu", "--no-progress"]) == 0  # fmt: skip
+    with np.load(tmp_path / "cfld.npz") as z:
+        assert int(z["n"]) == 70 and str(z["protocol"]) == "fid_cfld"  # CFLD keeps every image
     assert main(["evaluate", "fid-stats", str(tmp_path / "data" / "train" / "images"), "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err

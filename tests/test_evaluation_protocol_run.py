@@ -76,12 +76,14 @@ def test_gfla_metrics_with_the_training_split_as_real_set(setup):
     tmp_path, gen, pairs, fixed, mini = setup
     logs = []
     values = run_evaluation(gen, tmp_path / "data", tmp_path / "out", split="test",
-                            metrics=["fid_gfla", "ssim_gfla", "ssim_pidm", "pckh"], log=logs.append, show=0)  # fmt: skip
+                            metrics=["fid_gfla", "fid_cfld", "ssim_gfla", "ssim_pidm", "pckh"], log=logs.append, show=0)  # fmt: skip
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert {"fid_gfla", "fid_gfla_images", "ssim_gfla", "ssim_pidm", "pckh_mediapipe"} <= set(saved)
     assert "pckh" not in saved  # no body_pose_model.pth here: the number is named for its estimator
     assert any("reported as pckh_mediapipe" in m for m in logs)
     assert saved["fid_gfla_images"] == 5 and values["fid_gfla"] > 0
+    # the real set has 70 images: GFLA's statistics use 64 of them, CFLD's all 70
+    assert values["fid_cfld"] > 0 and values["fid_cfld"] != values["fid_gfla"]
     assert any(str(tmp_path / "data" / "train" / "images") in m for m in logs)  # the training split
     gen_u8 = np.stack([read_image(p) for p in sorted(gen.iterdir())])
     tgt_u8 = np.stack([read_image(mini / "images" / b) for _, b in sorted(pairs)])

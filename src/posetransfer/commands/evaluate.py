@@ -45,11 +45,11 @@ def register(subparsers) -> None:
     p.add_argument("--patn-bound", type=int, default=None, metavar="PX",
                    help="PATN's white padding per side for ssim_patn (default: 40 on 176-wide images, else 0)")  # fmt: skip
     p.add_argument("--fid-real", type=Path, default=None,
-                   help="real images for fid / fid_gfla: a folder (statistics cached) or an .npz of `evaluate fid-stats` (its protocol must match; default: the data set's training split)")  # fmt: skip
+                   help="real images for fid / fid_gfla / fid_cfld: a folder (statistics cached) or an .npz of `evaluate fid-stats` (its protocol must match; default: the data set's training split)")  # fmt: skip
     p.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--alexnet-weights", default=None, help="local alexnet-owt-7be5be79.pth (LPIPS)")
     p.add_argument("--lpips-weights", default=None, help="local LPIPS v0.1 alex.pth")
-    p.add_argument("--inception-gfla-weights", default=None, help="local inception_v3_google-0cc3c7bd.pth (torchvision's; fid_gfla)")
+    p.add_argument("--inception-gfla-weights", default=None, help="local inception_v3_google-0cc3c7bd.pth (torchvision's; fid_gfla, fid_cfld)")
     p.add_argument("--openpose-weights", default=None, help="local body_pose_model.pth (the openpose backend of pckh)")
     p.add_argument("--pose-backend", default=None,
                    help="pose estimator for PCKh (default: openpose when body_pose_model.pth is found, reported as pckh; else mediapipe, reported as pckh_mediapipe)")  # fmt: skip
@@ -63,11 +63,12 @@ def register(subparsers) -> None:
         description="Compute the real-set statistics of an FID protocol once; pass the .npz to `evaluate --fid-real`.",
     )
     f.add_argument("folder", type=Path, metavar="DIR", help="folder of real images (usually the training split)")
-    f.add_argument("--protocol", default="fid", choices=("fid", "fid_gfla"),
-                   help="fid: pytorch-fid's TF-Inception; fid_gfla: torchvision's Inception v3 as GFLA's script (default fid)")  # fmt: skip
+    f.add_argument("--protocol", default="fid", choices=("fid", "fid_gfla", "fid_cfld"),
+                   help="fid: pytorch-fid's TF-Inception; fid_gfla: torchvision's Inception v3 as GFLA's script "
+                        "(last incomplete batch of 64 dropped); fid_cfld: the same with every image (default fid)")  # fmt: skip
     f.add_argument("--out", required=True, type=Path, help="the .npz to write")
     f.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth (--protocol fid)")
-    f.add_argument("--inception-gfla-weights", default=None, help="local inception_v3_google-0cc3c7bd.pth (--protocol fid_gfla)")
+    f.add_argument("--inception-gfla-weights", default=None, help="local inception_v3_google-0cc3c7bd.pth (--protocol fid_gfla / fid_cfld)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     f.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -132,7 +132,7 @@ class WeightPaths:
     inception: str | None = None
     alexnet: str | None = None
     lpips: str | None = None
-    inception_gfla: str | None = None  # torchvision's inception_v3_google (fid_gfla)
+    inception_gfla: str | None = None  # torchvision's inception_v3_google (fid_gfla, fid_cfld)
     openpose: str | None = None  # body_pose_model.pth (the openpose pose backend, pckh)
 
 
@@ -254,23 +254,27 @@ def evaluate_set(
         from posetransfer.evaluation.lpips import load_lpips_alex
 
         lpips_model = load_lpips_alex(weights.alexnet, weights.lpips).to(device)
-    if "fid_gfla" in metrics:
-        from posetransfer.evaluation import fid as FID
+    from posetransfer.evaluation import fid as FID
 
-        gfla = FID.load_network("fid_gfla", weights.inception_gfla).to(device)
+    tv_protocols = [m for m in metrics if m in FID.TORCHVISION_PROTOCOLS]
+    tv_real: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if tv_protocols:
+        tv_net = FID.load_network(tv_protocols[0], weights.inception_gfla).to(device)
         real_source = Path(fid_real) if fid_real else data.images_dir
-        log(f"fid_gfla real statistics from {real_source}")
-        gfla_real = FID.real_statistics("fid_gfla", gfla, real_source, progress=progress)
+        for protocol in tv_protocols:
+            log(f"{protocol} real statistics from {real_source}")
+            tv_real[protocol] = FID.real_statistics(protocol, tv_net, real_source, progress=progress)
     per_pair: dict[str, np.ndarray] = {}
     try:
         result = M.compute_metrics(
             data.generated, data.targets, masks, [m for m in metrics if m in M.COMPUTED_BY_COMPUTE_METRICS], bound=bound,
             inception=inception, real_stats=real, lpips_model=lpips_model, per_pair=per_pair, progress=progress,
         )  # fmt: skip
-        if "fid_gfla" in metrics:
-            feats = FID.features("fid_gfla", gfla, data.generated)
-            result["fid_gfla"] = M.frechet_distance(*M.feature_statistics(feats), *gfla_real)
-            result["fid_gfla_images"] = int(len(feats))  # GFLA drops the last incomplete batch of 64
+        for protocol in tv_protocols:
+            feats = FID.features(protocol, tv_net, data.generated)
+            result[protocol] = M.frechet_distance(*M.feature_statistics(feats), *tv_real[protocol])
+            if protocol == "fid_gfla":
+                result["fid_gfla_images"] = int(len(feats))  # GFLA drops the last incomplete batch of 64
         _protocol_metrics(data, metrics, result, per_pair, lpips_model)
     except ValueError as err:  # too few images for IS splits / FID statistics, ...
         raise PosetransferError(f"cannot compute the metrics: {err}") from None
@@ -345,7 +349,7 @@ def run_evaluation(
     for n in notes:
         log(n)
     data_set = load_evaluation_set(generated_dir, data, split, progress=progress)
-    if fid_real is None and any(m in plan for m in ("fid", "fid_gfla")):
+    if fid_real is None and any(m in plan for m in ("fid", "fid_gfla", "fid_cfld")):
         from posetransfer.evaluation.fid import default_real_folder
 
         fid_real = default_real_folder(data, split, log)  # the training split, as GFLA and PIDM

@@ -3,8 +3,15 @@
 ==============  ===========================================================================
 ``fid``         pytorch-fid's TF-Inception port (:mod:`.inception`), every image (PATN, PG2)
 ``fid_gfla``    torchvision's ImageNet Inception v3 with GFLA's preprocessing and batching
-                (:mod:`.inception_gfla`; GFLA ``script/metrics.py`` class ``FID``; PIDM's copy)
+                (:mod:`.inception_gfla`; GFLA ``script/metrics.py`` class ``FID``; PIDM's copy):
+                the last incomplete batch of 64 is dropped, from both sets
+``fid_cfld``    the same network and preprocessing with every image (CFLD ``models/metrics.py``
+                ``build_metric``, ``pose_transfer_test.py``); CFLD's real set is its
+                ``train_highres/*.jpg`` resized by PIL bicubic to 256x176 (``FidRealDeepFashion``):
+                give that folder as the real set to reproduce it
 ==============  ===========================================================================
+
+``TORCHVISION_PROTOCOLS`` are the protocols of torchvision's Inception (``fid_gfla``, ``fid_cfld``).
 
 The real set defaults to the data set's **training** split, as GFLA's ``PERSON_IMAGE_GENERATION.md``
 prescribes ("For FID, the real data distributions are calculated over the whole training set";
@@ -15,7 +22,7 @@ back to the evaluated split, and the log says so.
 Real statistics are cached: ``posetransfer evaluate fid-stats DIR --protocol P --out stats.npz``
 writes ``mu``, ``sigma``, ``n`` (images used) and ``protocol``; ``--fid-real`` accepts such a file
 (its protocol must match the metric) or a folder. pytorch-fid's own ``.npz`` files (``mu`` and
-``sigma`` only) are accepted for ``fid``, never for ``fid_gfla``.
+``sigma`` only) are accepted for ``fid``, never for the torchvision protocols.
 
 Not reproduced, on purpose: GFLA writes ``statistics.npz`` into the real folder and reuses it
 silently (here the cache is keyed by the files' names, sizes and times); GFLA's ``get_activations``
@@ -40,7 +47,8 @@ import numpy as np
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.utils.io import atomic_path, read_image
 
-PROTOCOLS = ("fid", "fid_gfla")
+PROTOCOLS = ("fid", "fid_gfla", "fid_cfld")
+TORCHVISION_PROTOCOLS = ("fid_gfla", "fid_cfld")
 CHUNK = 640  # images read at once (a multiple of GFLA's batch of 64)
 
 
@@ -63,33 +71,37 @@ def load_network(protocol: str, weights: str | None = None, *, download: bool = 
 
 def weights_name(protocol: str) -> str:
     """The registry entry the protocol's network loads."""
-    return {"fid": "fid_inception", "fid_gfla": "inception_v3_google"}[check_protocol(protocol)]
+    return "fid_inception" if check_protocol(protocol) == "fid" else "inception_v3_google"
 
 
 def features(protocol: str, model, images: np.ndarray, *, drop_remainder: bool | None = None, progress: bool = False) -> np.ndarray:
     """``(M, 2048)`` float64 features of uint8 images ``(N, H, W, 3)`` by the protocol's network;
-    ``fid_gfla`` drops the last incomplete batch of 64 (``M < N``) unless ``drop_remainder=False``."""
+    ``fid_gfla`` drops the last incomplete batch of 64 (``M < N``) unless ``drop_remainder=False``;
+    ``fid_cfld`` keeps every image."""
     if check_protocol(protocol) == "fid":
         from posetransfer.evaluation.inception import inception_outputs
 
         return inception_outputs(model, images, progress=progress)[0]
     from posetransfer.evaluation.inception_gfla import gfla_features
 
-    return gfla_features(model, images, drop_remainder=True if drop_remainder is None else drop_remainder)
+    if drop_remainder is None:
+        drop_remainder = protocol == "fid_gfla"
+    return gfla_features(model, images, drop_remainder=drop_remainder)
 
 
 def list_real_images(folder: Path, protocol: str) -> list[str]:
     """The real set's file names: every image for ``fid``; GFLA's ``*.jpg`` then ``*.png`` (each
-    sorted, see the module doc) for ``fid_gfla``."""
+    sorted, see the module doc) for the torchvision protocols (CFLD globs ``*.jpg`` only; a folder of
+    jpgs lists the same)."""
     from posetransfer.data.layouts import list_images
 
     if not folder.is_dir():
         raise DataError(folder, "FID real image folder does not exist")
     names = list_images(folder)
-    if protocol == "fid_gfla":
+    if protocol in TORCHVISION_PROTOCOLS:
         names = sorted(n for n in names if n.endswith(".jpg")) + sorted(n for n in names if n.endswith(".png"))
     if len(names) < 2:
-        raise DataError(folder, "the FID real set needs at least 2 images" + (" (*.jpg or *.png, as GFLA's script)" if protocol == "fid_gfla" else ""))
+        raise DataError(folder, "the FID real set needs at least 2 images" + (" (*.jpg or *.png, as GFLA's script)" if protocol in TORCHVISION_PROTOCOLS else ""))
     return names
 
 

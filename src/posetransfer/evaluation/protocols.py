@@ -7,7 +7,9 @@ each under its own name. ``fid_gfla`` is in :mod:`.inception_gfla` / :mod:`.fid`
     win_size=51, multichannel=True)`` on ``imread(...).astype(np.float32) / 255.0``: a 51x51
     uniform window, the sample covariance (scikit-image's default), data range 1. CFLD
     ``models/metrics.py`` computes the same (``win_size=51, channel_axis=0`` on [0, 1] tensors) and
-    reports it as "SSIM"; GFLA and PIDM print it as ``SSIM``.
+    reports it as "SSIM" (today's scikit-image keeps CFLD's float32 tensors in float32, so its
+    values can differ from this float64 computation in the sixth decimal); GFLA and PIDM print it
+    as ``SSIM``.
 ``ssim_256`` of GFLA / CFLD
     ``compare_ssim(img_gt*255, img_pred*255, gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, multichannel=True, data_range=img_pred_256.max() -

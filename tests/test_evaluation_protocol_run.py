@@ -19,7 +19,7 @@ from posetransfer.evaluation.evaluate import run_evaluation
 from posetransfer.evaluation.pck import pckh
 from posetransfer.evaluation.protocols import ssim_gfla
 from posetransfer.pose.extract import Detection, register_backend, unregister_backend
-from posetransfer.pose.io import read_annotations, read_pairs
+from posetransfer.pose.io import read_annotations
 from posetransfer.utils import weights as W
 from posetransfer.utils.io import read_image
 

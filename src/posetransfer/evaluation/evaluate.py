@@ -9,7 +9,6 @@ and ``report.html`` (best and worst pairs).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ import torch
 
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.evaluation import metrics as M
-from posetransfer.utils.weights import cache_dir, find_weights
 from posetransfer.pose.io import read_annotations
-from posetransfer.utils.io import atomic_path, atomic_write_json, atomic_write_text, read_image
+from posetransfer.utils.io import atomic_write_json, atomic_write_text, read_image
+from posetransfer.utils.weights import find_weights
 
 SEPARATOR = "___"
 PATN_DEEPFASHION_WIDTH = 176  # PATN pads exactly these images with 40 white columns per side

@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 # The pose extra (mediapipe, for `pose extract`, `data prepare`, `transfer --pose PHOTO`) and the
 # video extra (PyAV, for `animate` and `pose track`) are part of the set-up so that the tests exercise
 # the real extractor and codecs; `make EXTRAS=dev` keeps the core light.
-EXTRAS ?= dev,pose,video
+# studio: `posetransfer serve` (FastAPI, uvicorn); studio-test: its in-process and browser tests.
+EXTRAS ?= dev,pose,video,studio,studio-test
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # glibc malloc tuning: measured 1.6-2.8x faster PG2 training steps on CPU (docs/benchmarks.md).

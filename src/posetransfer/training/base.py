@@ -36,7 +36,7 @@ import math
 import random
 import time
 from collections import defaultdict
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -57,6 +57,7 @@ from posetransfer.training.distributed import (
     ResumableBatchSampler,
     cleanup_distributed,
     init_distributed,
+    single_process,
 )
 from posetransfer.training.logger import RunLogger
 from posetransfer.training.tasks import get_task_class
@@ -194,11 +195,8 @@ class Trainer:
                 f"{self.run_dir}: already holds checkpoints (newest {existing.name}); "
                 "pass --resume to continue that run or choose another --out"
             )
-        seed_everything(tcfg.seed)
-        task = self.task_cls(cfg)
-        self.task = task
-        nets = task.build_networks()
-        self.setup_networks(nets)
+        nets = self.prepare(info)
+        task = self.task
         self.kwargs = self._network_kwargs(existing)
 
         start = 0
@@ -209,29 +207,26 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / RUN_CONFIG, yaml.safe_dump(dump_config(cfg), sort_keys=False))
 
-        # DDP over the trainable networks only; frozen ones stay plain modules.
-        wrapped: dict[str, nn.Module] = dict(nets)
-        if info.distributed:
-            for name in (*task.generators, *task.discriminators):  # same order on every rank
-                wrapped[name] = DistributedDataParallel(
-                    nets[name], device_ids=[self.device.index] if self.device.type == "cuda" else None
-                )
-        self.wrapped = wrapped
-        self.gen_view = {n: (nets[n] if n in task.discriminators else m) for n, m in wrapped.items()}
-
         train_set = task.build_dataset("train", augment=True)
         sampler = ResumableBatchSampler(
             len(train_set), tcfg.batch_size, rank=info.rank, world_size=info.world_size, seed=tcfg.seed
         )
-        loader = DataLoader(
-            _EpochItems(train_set),
-            batch_sampler=_EpochTagged(sampler),
-            num_workers=tcfg.num_workers,
-            persistent_workers=tcfg.num_workers > 0,
-            pin_memory=self.device.type == "cuda",
-            worker_init_fn=_worker_init,
-            generator=torch.Generator().manual_seed(tcfg.seed + info.rank),
-        )
+        if tcfg.data_path == "device":
+            # every image decoded once, batches encoded and augmented on the device (each rank
+            # draws its shard of indices from the same sampler as the worker path)
+            from posetransfer.data.device import DeviceBatches
+
+            loader: Any = DeviceBatches(train_set, _EpochTagged(sampler), self.device)
+        else:
+            loader = DataLoader(
+                _EpochItems(train_set),
+                batch_sampler=_EpochTagged(sampler),
+                num_workers=tcfg.num_workers,
+                persistent_workers=tcfg.num_workers > 0,
+                pin_memory=self.device.type == "cuda",
+                worker_init_fn=_worker_init,
+                generator=torch.Generator().manual_seed(tcfg.seed + info.rank),
+            )
         test_set = task.build_dataset("test", augment=False) if info.is_main else None
 
         result = RunResult(run_dir=self.run_dir, step=start, checkpoint=existing, networks=nets)
@@ -293,6 +288,43 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------
 
+    def prepare(self, info: DistInfo | None = None, random_init: dict[str, dict[str, Any]] | None = None) -> dict[str, nn.Module]:
+        """Seed, build the task and its networks (:meth:`Task.build_networks`), set them up
+        (:meth:`setup_networks`) and wrap them for the steps (:meth:`wrap_networks`): after this,
+        :meth:`train_step` runs. ``info`` defaults to a lone process on ``train.device``;
+        ``random_init`` is passed to :meth:`Task.build_networks`. Used by :meth:`fit` and by the
+        benchmarks (``posetransfer bench train``), so both time the same set-up."""
+        self.info = info or single_process(self.config.train.device)
+        self.device = self.info.device
+        seed_everything(self.config.train.seed)
+        self.task = self.task_cls(self.config)
+        nets = self.task.build_networks(random_init)
+        self.setup_networks(nets)
+        self.wrap_networks()
+        return nets
+
+    def wrap_networks(self) -> None:
+        """The call views of the steps: DDP over the trainable networks when distributed (frozen
+        ones stay plain), then ``torch.compile`` when ``train.compile`` (``self.nets`` stay the
+        plain modules that checkpoints save)."""
+        task, nets, tcfg = self.task, self.nets, self.config.train
+        trainable = (*task.generators, *task.discriminators)  # same order on every rank
+        wrapped: dict[str, nn.Module] = dict(nets)
+        if self.info.distributed:
+            for name in trainable:
+                wrapped[name] = DistributedDataParallel(
+                    nets[name], device_ids=[self.device.index] if self.device.type == "cuda" else None
+                )
+        gen_view = {n: (nets[n] if n in task.discriminators else m) for n, m in wrapped.items()}
+        if tcfg.compile:
+            for name in trainable:
+                wrapped[name] = torch.compile(wrapped[name], backend=tcfg.compile_backend)
+                # the generator step sees the plain discriminator (no DDP hooks): compiled apart
+                gen_view[name] = wrapped[name] if name not in task.discriminators else torch.compile(
+                    nets[name], backend=tcfg.compile_backend
+                )
+        self.wrapped, self.gen_view = wrapped, gen_view
+
     def setup_networks(self, nets: dict[str, nn.Module]) -> None:
         """Put ``self.task``'s networks on ``self.device`` (``channels_last`` if configured), freeze
         the ones no optimizer trains, and create the generator and discriminator Adam optimizers.
@@ -307,12 +339,15 @@ class Trainer:
                 net.eval()
                 net.requires_grad_(False)
         self.nets = nets
+        # fused Adam (one kernel for all parameters) on CUDA; the same update as the default
+        fused = {"fused": True} if self.device.type == "cuda" else {}
         gen_params = [p for n in task.generators for p in nets[n].parameters()]
-        self.g_opt = torch.optim.Adam(gen_params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.g_opt = torch.optim.Adam(gen_params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, **fused)
         self.d_opt = None
         if task.discriminators:
             dis_params = [p for n in task.discriminators for p in nets[n].parameters()]
-            self.d_opt = torch.optim.Adam(dis_params, lr=o.dis_lr or o.lr, betas=o.betas, weight_decay=o.weight_decay)
+            self.d_opt = torch.optim.Adam(dis_params, lr=o.dis_lr or o.lr, betas=o.betas, weight_decay=o.weight_decay,
+                                          **fused)  # fmt: skip
 
     def _schedule_lr(self, step: int, batches_per_epoch: int) -> None:
         """Set both optimizers' rates for global step ``step`` from ``optim.lr_schedule`` (if any)."""
@@ -330,7 +365,8 @@ class Trainer:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Tensors of ``batch`` on the training device (float image batches channels-last if set)."""
         out: dict[str, Any] = {}
         cl = self.config.train.channels_last
         for k, v in batch.items():
@@ -340,6 +376,29 @@ class Trainer:
                     v = v.contiguous(memory_format=torch.channels_last)
             out[k] = v
         return out
+
+    _to_device = to_device
+
+    def micro_batches(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """``batch`` split into ``train.grad_accum`` equal micro-batches along the first dimension."""
+        k = self.config.train.grad_accum
+        if k == 1:
+            return [batch]
+        size = next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
+        if size % k:
+            raise ConfigError(f"train.grad_accum={k} does not divide the batch of {size} (train.batch_size per rank)")
+        n = size // k
+        return [{key: v[i * n : (i + 1) * n] for key, v in batch.items()} for i in range(k)]
+
+    def _no_sync(self, last: bool):
+        """DDP's ``no_sync`` on every wrapped network for all micro-batches but the last."""
+        stack = ExitStack()
+        if not last:
+            for m in self.wrapped.values():
+                m = getattr(m, "_orig_mod", m)  # a compiled DDP module
+                if isinstance(m, DistributedDataParallel):
+                    stack.enter_context(m.no_sync())
+        return stack
 
     def _weighted(self, losses: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
         weights = self.task.loss_weights(kind)  # type: ignore[arg-type]
@@ -352,30 +411,52 @@ class Trainer:
         return torch.stack(terms).sum()
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """One optimisation step: G forward, D step (GAN tasks), G step; returns detached losses."""
+        """One optimisation step: G forward, D step (GAN tasks), G step; returns detached losses.
+
+        With ``train.grad_accum = k`` the batch is split into k micro-batches whose gradients (of
+        the total divided by k) add up before each optimizer step, and the logged losses are the
+        micro-batch means. GAN tasks then run the D phase over all micro-batches (generator
+        forward without gradients), step D, and run the generator forward again for the G phase
+        against the updated D, as with k = 1; only BatchNorm statistics differ from one big batch.
+        """
         task = self.task
-        logged: dict[str, torch.Tensor] = {}
-        with self._autocast():
-            out = task.forward(self.wrapped, batch)
+        micros = self.micro_batches(batch)
+        k = len(micros)
+        logged: dict[str, list[torch.Tensor]] = defaultdict(list)
+        outs: list[Any] = [None] * k
         if self.d_opt is not None:
             discs = [self.nets[n] for n in task.discriminators]
             set_requires_grad(discs, True)
-            with self._autocast():
-                d_losses = task.dis_losses(self.wrapped, batch, out)
-            total = self._weighted(d_losses, "dis")
             self.d_opt.zero_grad(set_to_none=True)
-            total.backward()
+            for i, mb in enumerate(micros):
+                with self._autocast():
+                    if k == 1:
+                        outs[i] = task.forward(self.wrapped, mb)
+                        out = outs[i]
+                    else:
+                        with torch.no_grad():
+                            out = task.forward(self.wrapped, mb)
+                    d_losses = task.dis_losses(self.wrapped, mb, out)
+                total = self._weighted(d_losses, "dis")
+                with self._no_sync(i == k - 1):
+                    (total / k if k > 1 else total).backward()
+                for n, v in d_losses.items():
+                    logged[f"dis/{n}"].append(v.detach())
             self.d_opt.step()
             set_requires_grad(discs, False)
-            logged.update({f"dis/{k}": v.detach() for k, v in d_losses.items()})
-        with self._autocast():
-            g_losses = task.gen_losses(self.gen_view, batch, out)
-        total = self._weighted(g_losses, "gen")
         self.g_opt.zero_grad(set_to_none=True)
-        total.backward()
+        for i, mb in enumerate(micros):
+            with self._autocast():
+                out = outs[i] if outs[i] is not None else task.forward(self.wrapped, mb)
+                g_losses = task.gen_losses(self.gen_view, mb, out)
+            total = self._weighted(g_losses, "gen")
+            with self._no_sync(i == k - 1):
+                (total / k if k > 1 else total).backward()
+            for n, v in g_losses.items():
+                logged[f"gen/{n}"].append(v.detach())
+            outs[i] = None
         self.g_opt.step()
-        logged.update({f"gen/{k}": v.detach() for k, v in g_losses.items()})
-        return logged
+        return {n: v[0] if len(v) == 1 else torch.stack([x.float() for x in v]).mean() for n, v in logged.items()}
 
     def _reduce_mean(self, sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
         names = sorted(sums)

@@ -149,6 +149,16 @@ class TrainConfig(StrictModel):
     num_workers: NonNegativeInt = 2
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: where batches are made: "workers" (data-loader processes, any data set size) or "device"
+    #: (every image decoded once and held as uint8, encodings and augmentation computed for the
+    #: whole batch on the training device: :mod:`posetransfer.data.device`; PG2 pair tasks)
+    data_path: Literal["workers", "device"] = "workers"
+    #: micro-batches per optimizer step (gradients accumulated; batch_size must divide evenly)
+    grad_accum: PositiveInt = 1
+    #: ``torch.compile`` the trainable networks (the call path only; checkpoints hold plain weights)
+    compile: bool = False
+    #: the ``torch.compile`` backend ("inductor"; "eager" only checks the wiring)
+    compile_backend: str = "inductor"
 
 
 class Config(StrictModel):

@@ -362,13 +362,13 @@ class MultiViewTask(_GroupTask):
     def _unpaired(self) -> bool:
         return bool(self.data_cfg.unpaired)  # type: ignore[attr-defined]
 
-    def build_networks(self) -> Nets:
+    def build_networks(self, random_init: dict[str, dict[str, Any]] | None = None) -> Nets:
         """The generator and the discriminators that are on; loads VGG19 for the perceptual term.
 
         Called by the trainer before any data is read, so missing VGG19 weights fail at once with
         :class:`~posetransfer.errors.CheckpointError` saying where to put them.
         """
-        nets = super().build_networks()
+        nets = super().build_networks(random_init)
         for name in ("d_image", "d_pose"):
             if name not in self.discriminators:
                 nets.pop(name, None)

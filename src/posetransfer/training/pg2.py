@@ -222,8 +222,8 @@ class PG2Stage2Task(_AdversarialMixin, _PG2Task):
     discriminators: ClassVar[tuple[str, ...]] = ("d",)
     final_output: ClassVar[str] = "stage2"
 
-    def build_networks(self) -> Nets:
-        nets = super().build_networks()
+    def build_networks(self, random_init: dict[str, dict[str, Any]] | None = None) -> Nets:
+        nets = super().build_networks(random_init)
         g1_size = tuple(getattr(nets["g1"], "image_size", ()))
         g2_size = tuple(getattr(nets["g2"], "image_size", ()))
         if g1_size and g2_size and g1_size != g2_size:

@@ -97,14 +97,27 @@ class Task(ABC):
             raise KeyError(f"task {cls.name!r} has no network {name!r}")
         return import_class(spec)
 
-    def build_networks(self) -> Nets:
-        """Construct the config's networks and load the ``init_from`` ones (on the CPU)."""
+    def build_networks(self, random_init: dict[str, dict[str, Any]] | None = None) -> Nets:
+        """Construct the config's networks and load the ``init_from`` ones (on the CPU).
+
+        ``random_init`` maps ``init_from`` names to constructor kwargs: those networks are built
+        with random weights instead of being loaded (``bench train`` times stage II without a
+        stage-I checkpoint).
+        """
         from posetransfer.training.checkpoint import load_network_from
 
+        random_init = random_init or {}
+        unknown = [n for n in random_init if n not in self.config.init_from]
+        if unknown:
+            raise ConfigError(f"random init of {unknown[0]!r}: the config loads no network {unknown[0]!r} from init_from")
         nets: Nets = {}
         for name in self.config_networks():
             nets[name] = self.network_class(name)(**self.config.model[name])
+        for name, kwargs in random_init.items():
+            nets[name] = self.network_class(name)(**kwargs)
         for name, path in self.config.init_from.items():
+            if name in random_init:
+                continue
             expected = self.network_class(name) if name in self.networks or name in self.init_networks else None
             module = load_network_from(path, name, expected_class=expected)
             if name in nets:  # fine-tuning: same architecture required

@@ -65,7 +65,7 @@ def test_device_batches_equal_the_worker_batches(mini_market, augment):
     for key in ("source_image", "target_image"):
         diff = (got[key] - want[key]).abs() * 127.5  # in uint8 levels
         if warped:
-            assert diff.mean() < 0.5 and diff.max() <= 24, key  # OpenCV: 5-bit bilinear weights
+            assert diff.mean() < 0.5 and diff.max() <= 4, key  # OpenCV: 5-bit bilinear weights (measured: 0.12, 3)
         else:
             assert diff.max() < 1e-4, key
     assert (got["target_mask"] != want["target_mask"]).float().mean() < 0.005

@@ -1,5 +1,7 @@
 """Training-speed benchmark (``posetransfer bench train``) and the bf16-vs-fp32 loss-curve check.
 
+(Moved from ``training/benchmark.py`` into the ``bench/`` room.)
+
 :func:`bench_train` times full training steps of a config's task on synthetic in-memory batches,
 so a recipe (e.g. PG2 on Market-1501, 000_*.txt sec. 4.1: 128x64, batch 16) can be measured
 without its data set:
@@ -40,12 +42,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from posetransfer.bench.peak import conv_peak, count_flops, device_peak, sync
 from posetransfer.errors import ConfigError
 from posetransfer.pose import encodings
 from posetransfer.pose.schema import MISSING
-from posetransfer.training.base import Trainer, seed_everything
+from posetransfer.training.base import Trainer
 from posetransfer.training.config import Config, load_config
-from posetransfer.training.tasks import Task
 from posetransfer.utils import perf
 
 __all__ = [
@@ -166,6 +168,18 @@ class TrainBenchResult:
     loadavg: list[float]
     #: the last step's losses (a sanity check that the step trained something finite)
     losses: dict[str, float] = field(default_factory=dict)
+    #: FLOPs of a training step per image (``FlopCounterMode``: forward + backward), GFLOP
+    gflop_per_image: float = 0.0
+    #: achieved TFLOP/s over the timed steps
+    tflops: float = 0.0
+    #: the device's bf16 peak (TFLOP/s) and where it comes from (``bench.peak.device_peak``)
+    peak_tflops: float | None = None
+    peak_source: str = ""
+    #: model FLOPs utilisation: ``tflops / peak_tflops`` (CUDA, or with ``--peak-tflops``)
+    mfu: float | None = None
+    #: the measured bf16 3x3-convolution peak of this machine and the fraction of it (CPU)
+    conv_peak_tflops: float | None = None
+    fraction_of_conv_peak: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,51 +208,48 @@ def machine_info(device: torch.device | None = None) -> dict[str, Any]:
     return info
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device is 'cuda' but no CUDA device is available")
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def _build_networks(task: Task, config: Config, random_init: dict[str, Config]) -> dict[str, nn.Module]:
-    """The task's networks; those named in ``random_init`` are built (random weights) from that
-    config's ``model`` section instead of being loaded from ``init_from`` (e.g. stage II's G1,
-    whose stage-I checkpoint a benchmark does not need)."""
-    if not random_init:
-        return task.build_networks()
-    unknown = [n for n in random_init if n not in config.init_from]
-    if unknown:
-        raise ConfigError(f"--random-init {unknown[0]}: the config loads no network {unknown[0]!r} from init_from")
-    from posetransfer.training.checkpoint import load_network_from
-
-    nets: dict[str, nn.Module] = {}
-    for name in task.config_networks():
-        nets[name] = task.network_class(name)(**config.model[name])
-    for name, path in config.init_from.items():
-        if name in random_init:
-            other = random_init[name]
-            if name not in other.model:
-                raise ConfigError(f"--random-init {name}: config {other.description or other.task!r} has no model.{name}")
-            nets[name] = task.network_class(name)(**other.model[name])
-        else:
-            nets[name] = load_network_from(path, name, expected_class=task.network_class(name))
-    return nets
+def format_train(result: dict, title: str) -> list[str]:
+    """The human-readable lines of a :class:`TrainBenchResult` (``as_dict``)."""
+    s = result["settings"]
+    cuda = f", peak CUDA {result['peak_cuda_mb']:.0f} MB" if result.get("peak_cuda_mb") is not None else ""
+    h, w = result["image_size"]
+    lines = [
+        f"{title}: {result['description']} ({result['task']}), batch {result['batch_size']} at {h}x{w}, "
+        f"{result['steps']} timed steps after {result['warmup']} warm-up",
+        f"  images/s {result['images_per_s']:.3f}   seconds/step {result['seconds_per_step']:.3f}   "
+        f"peak RSS {result['peak_rss_mb']:.0f} MB{cuda}",
+    ]
+    if result.get("tflops"):
+        mfu = f"   MFU {result['mfu']:.1%} of {result['peak_tflops']:.0f} TFLOP/s ({result['peak_source']})" if result.get("mfu") is not None else ""
+        conv = (f"   {result['fraction_of_conv_peak']:.1%} of the measured bf16 conv peak {result['conv_peak_tflops']:.3f} TFLOP/s"
+                if result.get("fraction_of_conv_peak") is not None else "")  # fmt: skip
+        lines.append(f"  {result['gflop_per_image']:.1f} GFLOP/image, {result['tflops']:.4f} TFLOP/s{mfu}{conv}")
+    lines += [
+        f"  precision {s['precision']}, channels_last {str(s['channels_last']).lower()}, malloc tuning "
+        f"{s['malloc_tuning']}, threads {s['threads']}, device {s['device']}"
+        + (f" ({s['gpu']})" if s.get("gpu") else "")
+        + (f", compile {str(s['compile']).lower()}" if "compile" in s else ""),
+        f"  torch {s['torch']}, CPU {s['cpu']} x {s['cpus']}, load average "
+        f"{' '.join(f'{v:.2f}' for v in result['loadavg'])}",
+    ]
+    return lines
 
 
 def _prepare_trainer(config: Config, random_init: dict[str, Config]) -> Trainer:
-    """A :class:`Trainer` set up for :meth:`Trainer.train_step` as ``Trainer._fit`` sets it up
-    (single process: no DDP wrapping, no data loader, no run folder)."""
+    """A :class:`Trainer` set up for :meth:`Trainer.train_step` by :meth:`Trainer.prepare`, as
+    training sets it up (single process: no data loader, no run folder). Networks named in
+    ``random_init`` are built with random weights from that config's ``model.NAME`` instead of
+    being loaded from ``init_from`` (e.g. stage II's G1, whose stage-I checkpoint a benchmark
+    does not need)."""
+    kwargs: dict[str, dict[str, Any]] = {}
+    for name, other in random_init.items():
+        if name not in config.init_from:
+            raise ConfigError(f"--random-init {name}: the config loads no network {name!r} from init_from")
+        if name not in other.model:
+            raise ConfigError(f"--random-init {name}: config {other.description or other.task!r} has no model.{name}")
+        kwargs[name] = dict(other.model[name])
     trainer = Trainer(config, run_dir=Path(tempfile.gettempdir()) / "posetransfer-bench-unused", progress=False)
-    tcfg = config.train
-    trainer.device = _resolve_device(tcfg.device)
-    seed_everything(tcfg.seed)
-    trainer.task = task = trainer.task_cls(config)
-    nets = _build_networks(task, config, random_init)
-    trainer.setup_networks(nets)
-    trainer.wrapped = dict(nets)
-    trainer.gen_view = dict(nets)
+    trainer.prepare(random_init=kwargs)
     return trainer
 
 
@@ -256,9 +267,19 @@ def _batches(config: Config, size: tuple[int, int]) -> Iterator[dict[str, Any]]:
         i += 1
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+_sync = sync
+
+
+def _step_flops(trainer: Trainer, batch: dict[str, Any]) -> int:
+    """FLOPs of one training step (forward, backward, both networks of a GAN), counted by
+    ``FlopCounterMode`` on one step run eagerly (compiled views bypass the counter), which also
+    serves as a warm-up step."""
+    if not trainer.config.train.compile:
+        return count_flops(lambda: trainer.train_step(batch))
+    eager = Trainer(trainer.config.model_copy(update={"train": trainer.config.train.model_copy(update={"compile": False})}),
+                    run_dir=trainer.run_dir, progress=False)  # fmt: skip
+    eager.prepare()
+    return count_flops(lambda: eager.train_step(batch))
 
 
 def bench_train(
@@ -268,6 +289,8 @@ def bench_train(
     warmup: int = 1,
     random_init: dict[str, Config] | None = None,
     malloc: bool = True,
+    peak_tflops: float | None = None,
+    measure_conv_peak: bool = False,
 ) -> TrainBenchResult:
     """Time ``steps`` full training steps of ``config``'s task after ``warmup`` untimed ones.
 
@@ -282,15 +305,16 @@ def bench_train(
     device = trainer.device
     size = _image_size(config, trainer.nets)
     batches = _batches(config, size)
+    flops = _step_flops(trainer, trainer.to_device(next(batches)))
     for _ in range(warmup):
-        trainer.train_step(trainer._to_device(next(batches)))
+        trainer.train_step(trainer.to_device(next(batches)))
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times: list[float] = []
     losses: dict[str, torch.Tensor] = {}
     for _ in range(steps):
-        batch = trainer._to_device(next(batches))
+        batch = trainer.to_device(next(batches))
         start = time.perf_counter()
         losses = trainer.train_step(batch)
         _sync(device)
@@ -299,11 +323,15 @@ def bench_train(
     images = steps * config.train.batch_size
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     peak_cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    peak, peak_source = device_peak(device, peak_tflops)
+    achieved = flops * steps / total / 1e12
+    conv = conv_peak(device)["tflops"] if measure_conv_peak else None
     settings = {
         "precision": config.train.precision,
         "channels_last": config.train.channels_last,
         "malloc_tuning": perf.malloc_tuning(),
-        "compile": False,
+        "compile": config.train.compile,
+        "grad_accum": config.train.grad_accum,
         "device": str(device),
         **machine_info(device),
     }
@@ -324,6 +352,13 @@ def bench_train(
         settings=settings,
         loadavg=[round(v, 2) for v in os.getloadavg()],
         losses={k: float(v) for k, v in losses.items()},
+        gflop_per_image=flops / config.train.batch_size / 1e9,
+        tflops=achieved,
+        peak_tflops=peak,
+        peak_source=peak_source,
+        mfu=None if peak is None else achieved / peak,
+        conv_peak_tflops=conv,
+        fraction_of_conv_peak=None if conv is None else achieved / conv,
     )
 
 

@@ -1,0 +1,200 @@
+"""``posetransfer bench infer``: inference speed of G1, G1+G2 and the multi-view generator.
+
+Each model is built from its recipe in ``configs/`` with random weights, through the task's own
+:meth:`~posetransfer.training.tasks.Task.build_networks` (stage II with a random G1 in place of
+its stage-I checkpoint), and run with :meth:`Task.generate` on a synthetic batch of the task's
+inputs (:func:`posetransfer.bench.train.synthetic_pair_batch` and :func:`synthetic_group_batch`)
+under :func:`posetransfer.utils.perf.inference_settings`, the settings ``generate`` and
+``transfer`` use. At both data sets' sizes: Market-1501 128x64 and DeepFashion 256x176 (the
+crop most later work uses). PG2's G1 at 256x176 has 5 blocks instead of the 256x256 recipe's 6
+(176 is not a multiple of 32); the multi-view generator gets 2 source photos (the -M variant's
+fewest).
+
+Reported per model and size: ms per image and frames per second (batch ``--batch``), the FLOPs
+per image (``FlopCounterMode``), the achieved TFLOP/s and its fraction of the device's peak: on
+CPU the bf16 (and fp32) 3x3-convolution peaks measured in the same run (:func:`bench.peak.conv_peak`),
+on CUDA the data-sheet bf16 peak (:data:`bench.peak.KNOWN_BF16_PEAKS`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from posetransfer.bench.peak import conv_peak, count_flops, device_peak, sync
+from posetransfer.bench.train import bench_poses, machine_info, synthetic_pair_batch
+from posetransfer.pose import encodings
+from posetransfer.training.config import Config, load_config
+from posetransfer.training.tasks import get_task_class
+from posetransfer.utils.perf import inference_settings, resolve_precision
+
+__all__ = ["CONFIGS", "SIZES", "MODELS", "synthetic_group_batch", "build_model", "bench_model", "bench_infer", "format_infer"]
+
+#: the repository's recipes (``configs/`` next to ``src/``)
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+#: data set -> frame size (H, W)
+SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": (256, 176)}
+MODELS = ("g1", "g1+g2", "multiview")
+MULTIVIEW_SOURCES = 2
+
+
+def synthetic_group_batch(batch_size: int, size: tuple[int, int], sources: int, seed: int = 0) -> dict[str, Any]:
+    """The multi-view generator's inference inputs: ``sources`` photos per item and a stick figure."""
+    h, w = size
+    gen = torch.Generator().manual_seed(seed)
+    kp = bench_poses(size, batch_size, seed=seed)
+    return {
+        "source_images": torch.rand(batch_size, sources, 3, h, w, generator=gen) * 2 - 1,
+        "target_stick": torch.from_numpy(encodings.stick_figure(kp, size)),
+        "target_mask": torch.from_numpy(encodings.pose_mask(kp, size))[:, None],
+    }
+
+
+def _recipe(model: str, dataset: str) -> tuple[Config, dict[str, dict[str, Any]]]:
+    """The config of ``model`` on ``dataset`` at :data:`SIZES`, and the networks to build at random."""
+    h, w = SIZES[dataset]
+    size = f"[{h},{w}]"
+    g1_over = [f"model.g1.image_size={size}"] + (["model.g1.num_blocks=5"] if dataset == "deepfashion" else [])
+    if model == "g1":
+        return load_config(CONFIGS / "pg2" / dataset / "g1_posemaskloss.yaml", g1_over), {}
+    if model == "g1+g2":
+        g1 = load_config(CONFIGS / "pg2" / dataset / "g1_posemaskloss.yaml", g1_over)
+        cfg = load_config(CONFIGS / "pg2" / dataset / "g1_g2_d.yaml", [f"model.g2.image_size={size}", f"model.d.image_size={size}"])
+        return cfg, {"g1": dict(g1.model["g1"])}
+    if model == "multiview":
+        over = [f"data.image_size={size}", "loss.perceptual_weight=0", "loss.d_image=false", "loss.d_pose=false"]
+        return load_config(CONFIGS / "multiview" / dataset / "g_di_dp_m.yaml", over), {}
+    raise ValueError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
+
+
+def build_model(model: str, dataset: str, device: torch.device, channels_last: bool = True):
+    """(task, networks in eval mode on ``device``) of ``model`` on ``dataset``, random weights."""
+    config, random_init = _recipe(model, dataset)
+    task = get_task_class(config.task)(config)
+    nets = task.build_networks(random_init)
+    for net in nets.values():
+        net.to(device).eval().requires_grad_(False)
+        if channels_last:
+            net.to(memory_format=torch.channels_last)
+    return task, nets
+
+
+def _batch(model: str, batch: int, size: tuple[int, int], device: torch.device) -> dict[str, Any]:
+    raw = synthetic_group_batch(batch, size, MULTIVIEW_SOURCES) if model == "multiview" else synthetic_pair_batch(batch, size)
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in raw.items()}
+
+
+def bench_model(
+    model: str, dataset: str, *, device: torch.device, batch: int = 8, repeats: int = 3, precision: str = "auto",
+    check_bf16: bool = False,
+) -> dict[str, Any]:
+    """Time ``model`` on ``dataset``: best of ``repeats`` timed batches after one warm-up."""
+    task, nets = build_model(model, dataset, device)
+    size = SIZES[dataset]
+    inputs = _batch(model, batch, size, device)
+    final = task.final_output
+
+    def run() -> torch.Tensor:
+        return task.generate(nets, inputs)[final]
+
+    with inference_settings(device, precision) as mode:
+        flops = count_flops(run)
+        run()  # warm-up
+        sync(device)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = run()
+            sync(device)
+            times.append(time.perf_counter() - start)
+    best = min(times)
+    result: dict[str, Any] = {
+        "model": model,
+        "dataset": dataset,
+        "image_size": list(size),
+        "batch": batch,
+        "precision": mode,
+        "ms_per_image": 1000.0 * best / batch,
+        "frames_per_s": batch / best,
+        "seconds": [round(t, 4) for t in times],
+        "gflop_per_image": flops / batch / 1e9,
+        "tflops": flops / best / 1e12,
+        "parameters_m": sum(p.numel() for n in nets.values() for p in n.parameters()) / 1e6,
+    }
+    if check_bf16:
+        with inference_settings(device, "fp32"):
+            ref = run().float()
+        with inference_settings(device, "bf16"):
+            low = run().float()
+        diff = (low - ref).abs()
+        result["bf16_vs_fp32"] = {"mean_abs": float(diff.mean()), "max_abs": float(diff.max())}
+    assert out.shape[0] == batch
+    return result
+
+
+def bench_infer(
+    *, device: str = "cpu", batch: int = 8, repeats: int = 3, precision: str = "auto", models: tuple[str, ...] = MODELS,
+    datasets: tuple[str, ...] = tuple(SIZES), check_bf16: bool = False, peak_tflops: float | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Every model at every size, plus the peak the speeds are a fraction of (see the module docstring)."""
+    dev = torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    peaks: dict[str, Any] = {}
+    if dev.type == "cpu":
+        peaks["bf16_conv"] = conv_peak(dev, dtype=torch.bfloat16)
+        peaks["fp32_conv"] = conv_peak(dev, dtype=torch.float32)
+    table, source = device_peak(dev, peak_tflops)
+    peaks["bf16_datasheet_tflops"], peaks["datasheet_source"] = table, source
+    results = []
+    for dataset in datasets:
+        for model in models:
+            r = bench_model(model, dataset, device=dev, batch=batch, repeats=repeats, precision=precision, check_bf16=check_bf16)
+            if dev.type == "cpu":
+                r["fraction_of_bf16_conv_peak"] = r["tflops"] / peaks["bf16_conv"]["tflops"]
+                key = "bf16_conv" if r["precision"] == "bf16" else "fp32_conv"
+                r["fraction_of_conv_peak_in_its_precision"] = r["tflops"] / peaks[key]["tflops"]
+            if table:
+                r["fraction_of_bf16_peak"] = r["tflops"] / table
+            results.append(r)
+    if dev.type == "cpu":  # the peak again: the load of other processes may have changed meanwhile
+        peaks["bf16_conv_after"] = conv_peak(dev, dtype=torch.bfloat16)
+    return {
+        "device": str(dev),
+        "precision_requested": precision,
+        "precision": resolve_precision(dev, precision),
+        "peaks": peaks,
+        "results": results,
+        "settings": machine_info(dev),
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def format_infer(report: dict[str, Any]) -> list[str]:
+    p = report["peaks"]
+    lines = [f"bench infer on {report['device']} ({report['settings'].get('gpu') or report['settings']['cpu']}), "
+             f"precision {report['precision']}, load average {' '.join(f'{v:.2f}' for v in report['loadavg'])}"]  # fmt: skip
+    if "bf16_conv" in p:
+        lines.append(f"  measured 3x3 conv peak: bf16 {p['bf16_conv']['tflops']:.3f} TFLOP/s "
+                     f"(again after: {p['bf16_conv_after']['tflops']:.3f}), fp32 {p['fp32_conv']['tflops']:.3f} TFLOP/s")  # fmt: skip
+    if p.get("bf16_datasheet_tflops"):
+        lines.append(f"  bf16 peak {p['bf16_datasheet_tflops']:.0f} TFLOP/s from {p['datasheet_source']}")
+    lines.append(f"  {'model':<10} {'data':<12} {'size':>8} {'batch':>5} {'ms/img':>9} {'frames/s':>9} {'GFLOP/img':>10} "
+                 f"{'TFLOP/s':>8} {'of peak':>8}")  # fmt: skip
+    for r in report["results"]:
+        frac = r.get("fraction_of_bf16_peak", r.get("fraction_of_conv_peak_in_its_precision"))
+        h, w = r["image_size"]
+        lines.append(f"  {r['model']:<10} {r['dataset']:<12} {f'{h}x{w}':>8} {r['batch']:>5} {r['ms_per_image']:9.2f} "
+                     f"{r['frames_per_s']:9.2f} {r['gflop_per_image']:10.2f} {r['tflops']:8.4f} "
+                     f"{'' if frac is None else f'{frac:8.1%}'}")  # fmt: skip
+        if "bf16_vs_fp32" in r:
+            d = r["bf16_vs_fp32"]
+            lines.append(f"    bf16 vs fp32 output: mean |diff| {d['mean_abs']:.4f}, max {d['max_abs']:.4f} (images in [-1, 1])")
+    if "bf16_conv" in p:
+        lines.append("  'of peak': of the measured conv peak in the precision used (JSON: also of the bf16 one)")
+    return lines

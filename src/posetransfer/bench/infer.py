@@ -54,26 +54,37 @@ def synthetic_group_batch(batch_size: int, size: tuple[int, int], sources: int, 
     }
 
 
-def _recipe(model: str, dataset: str) -> tuple[Config, dict[str, dict[str, Any]]]:
-    """The config of ``model`` on ``dataset`` at :data:`SIZES`, and the networks to build at random."""
+def _recipe(model: str, dataset: str, width: int | None = None) -> tuple[Config, dict[str, dict[str, Any]]]:
+    """The config of ``model`` on ``dataset`` at :data:`SIZES`, and the networks to build at random.
+
+    ``width`` replaces the networks' base widths (a smoke check of the wiring; not the recipes).
+    """
     h, w = SIZES[dataset]
     size = f"[{h},{w}]"
     g1_over = [f"model.g1.image_size={size}"] + (["model.g1.num_blocks=5"] if dataset == "deepfashion" else [])
+    if width:
+        g1_over.append(f"model.g1.base_channels={width}")
     if model == "g1":
         return load_config(CONFIGS / "pg2" / dataset / "g1_posemaskloss.yaml", g1_over), {}
     if model == "g1+g2":
         g1 = load_config(CONFIGS / "pg2" / dataset / "g1_posemaskloss.yaml", g1_over)
-        cfg = load_config(CONFIGS / "pg2" / dataset / "g1_g2_d.yaml", [f"model.g2.image_size={size}", f"model.d.image_size={size}"])
-        return cfg, {"g1": dict(g1.model["g1"])}
+        over = [f"model.g2.image_size={size}", f"model.d.image_size={size}"]
+        if dataset == "deepfashion":  # D is not used at inference; 176 is not a multiple of 32
+            over.append("model.d.num_layers=4")
+        if width:
+            over += [f"model.g2.base_channels={width}", f"model.d.base_channels={width}"]
+        return load_config(CONFIGS / "pg2" / dataset / "g1_g2_d.yaml", over), {"g1": dict(g1.model["g1"])}
     if model == "multiview":
         over = [f"data.image_size={size}", "loss.perceptual_weight=0", "loss.d_image=false", "loss.d_pose=false"]
+        if width:
+            over += [f"model.g.base_channels={width}", f"model.g.pose_base_channels={width}"]
         return load_config(CONFIGS / "multiview" / dataset / "g_di_dp_m.yaml", over), {}
     raise ValueError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
 
 
-def build_model(model: str, dataset: str, device: torch.device, channels_last: bool = True):
+def build_model(model: str, dataset: str, device: torch.device, channels_last: bool = True, width: int | None = None):
     """(task, networks in eval mode on ``device``) of ``model`` on ``dataset``, random weights."""
-    config, random_init = _recipe(model, dataset)
+    config, random_init = _recipe(model, dataset, width)
     task = get_task_class(config.task)(config)
     nets = task.build_networks(random_init)
     for net in nets.values():
@@ -90,10 +101,10 @@ def _batch(model: str, batch: int, size: tuple[int, int], device: torch.device) 
 
 def bench_model(
     model: str, dataset: str, *, device: torch.device, batch: int = 8, repeats: int = 3, precision: str = "auto",
-    check_bf16: bool = False,
+    check_bf16: bool = False, width: int | None = None,
 ) -> dict[str, Any]:
     """Time ``model`` on ``dataset``: best of ``repeats`` timed batches after one warm-up."""
-    task, nets = build_model(model, dataset, device)
+    task, nets = build_model(model, dataset, device, width=width)
     size = SIZES[dataset]
     inputs = _batch(model, batch, size, device)
     final = task.final_output
@@ -139,7 +150,7 @@ def bench_model(
 def bench_infer(
     *, device: str = "cpu", batch: int = 8, repeats: int = 3, precision: str = "auto", models: tuple[str, ...] = MODELS,
     datasets: tuple[str, ...] = tuple(SIZES), check_bf16: bool = False, peak_tflops: float | None = None,
-    threads: int | None = None,
+    threads: int | None = None, width: int | None = None,
 ) -> dict[str, Any]:
     """Every model at every size, plus the peak the speeds are a fraction of (see the module docstring)."""
     dev = torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device(device)
@@ -154,7 +165,8 @@ def bench_infer(
     results = []
     for dataset in datasets:
         for model in models:
-            r = bench_model(model, dataset, device=dev, batch=batch, repeats=repeats, precision=precision, check_bf16=check_bf16)
+            r = bench_model(model, dataset, device=dev, batch=batch, repeats=repeats, precision=precision, check_bf16=check_bf16,
+                            width=width)  # fmt: skip
             if dev.type == "cpu":
                 r["fraction_of_bf16_conv_peak"] = r["tflops"] / peaks["bf16_conv"]["tflops"]
                 key = "bf16_conv" if r["precision"] == "bf16" else "fp32_conv"
@@ -166,6 +178,7 @@ def bench_infer(
         peaks["bf16_conv_after"] = conv_peak(dev, dtype=torch.bfloat16)
     return {
         "device": str(dev),
+        "width": width,
         "precision_requested": precision,
         "precision": resolve_precision(dev, precision),
         "peaks": peaks,

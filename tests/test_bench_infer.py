@@ -1,0 +1,84 @@
+"""``posetransfer bench infer``, the FLOP counter and peaks (bench/peak.py), inference_settings.
+
+Smoke-sized: networks at base width 4, one image per batch; speed figures live in the command.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from posetransfer.bench import infer, peak
+from posetransfer.cli import main
+from posetransfer.commands import bench as bench_cmd
+from posetransfer.utils import perf
+
+
+def test_count_flops_of_a_convolution_is_two_multiply_adds_per_weight_use():
+    conv = torch.nn.Conv2d(4, 6, 3, padding=1, bias=False)
+    x = torch.randn(2, 4, 8, 5)
+    assert peak.count_flops(lambda: conv(x)) == 2 * (2 * 8 * 5) * 6 * 4 * 9
+    # forward + backward: the input and weight gradients are two more convolutions of the same size
+    assert peak.count_flops(lambda: conv(x.requires_grad_()).sum().backward()) == 3 * 2 * (2 * 8 * 5) * 6 * 4 * 9
+
+
+def test_device_peak_table_override_and_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 PCIe")
+    cuda = torch.device("cuda", 0)
+    assert peak.device_peak(cuda) == (756.5, "table (H100 PCIe)")  # the longest matching name wins
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert peak.device_peak(cuda)[0] == 989.4
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Mystery GPU")
+    assert peak.device_peak(cuda)[0] is None and "--peak-tflops" in peak.device_peak(cuda)[1]
+    assert peak.device_peak(cuda, 123.0) == (123.0, "--peak-tflops")
+    assert peak.device_peak(torch.device("cpu"))[0] is None
+
+
+def test_conv_peak_measures_a_positive_rate():
+    r = peak.conv_peak("cpu", channels=8, size=(8, 8), batch=1, repeats=2, min_seconds=0.01)
+    assert r["tflops"] > 0 and r["shape"] == [1, 8, 8, 8] and r["dtype"] == "bfloat16"
+
+
+def test_bench_infer_reports_every_model_and_size(capsys):
+    assert main(["bench", "infer", "--width", "4", "--batch", "1", "--repeats", "1", "--threads", "1",
+                 "--models", "g1", "g1+g2", "multiview", "--datasets", "market", "--check-bf16", "--json"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in report["results"]] == ["g1", "g1+g2", "multiview"]
+    assert report["peaks"]["bf16_conv"]["tflops"] > 0 and report["peaks"]["fp32_conv"]["tflops"] > 0
+    for r in report["results"]:
+        assert r["image_size"] == [128, 64] and r["batch"] == 1
+        assert r["frames_per_s"] == pytest.approx(1000.0 / r["ms_per_image"])
+        assert r["gflop_per_image"] > 0 and r["tflops"] > 0
+        assert r["fraction_of_bf16_conv_peak"] == pytest.approx(r["tflops"] / report["peaks"]["bf16_conv"]["tflops"])
+        d = r["bf16_vs_fp32"]
+        assert 0 < d["mean_abs"] <= d["max_abs"] < 0.5
+    g1, g12 = report["results"][0], report["results"][1]
+    assert g12["gflop_per_image"] > g1["gflop_per_image"]  # G2 runs on top of G1
+    assert tuple(bench_cmd.INFER_MODELS) == infer.MODELS and tuple(bench_cmd.INFER_DATASETS) == tuple(infer.SIZES)
+
+
+def test_bench_infer_builds_the_deepfashion_size():
+    task, nets = infer.build_model("g1+g2", "deepfashion", torch.device("cpu"), width=4)
+    assert tuple(nets["g1"].image_size) == (256, 176) and tuple(nets["g2"].image_size) == (256, 176)
+    task, nets = infer.build_model("multiview", "deepfashion", torch.device("cpu"), width=4)
+    assert set(nets) == {"g"}  # no discriminators, no VGG at inference
+
+
+def test_inference_settings_mode_precision_and_threads(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    net = torch.nn.Conv2d(3, 3, 3)
+    x = torch.randn(1, 3, 8, 8)
+    with perf.inference_settings("cpu", "bf16", threads=1) as mode:
+        assert mode == "bf16" and torch.is_inference_mode_enabled() and torch.get_num_threads() == 1
+        assert net(x).dtype == torch.bfloat16
+    assert torch.get_num_threads() == before and not torch.is_inference_mode_enabled()
+    with perf.inference_settings("cpu", "fp32") as mode:
+        assert mode == "fp32" and net(x).dtype == torch.float32
+        assert torch.get_num_threads() == perf.usable_cpus()
+    assert perf.resolve_precision("cuda", "auto") == "bf16"
+    assert perf.resolve_precision("cpu", "auto") == ("bf16" if perf.cpu_has_bf16() else "fp32")
+    with pytest.raises(ValueError):
+        perf.resolve_precision("cpu", "fp16")

@@ -6,6 +6,7 @@ Smoke-sized: networks at base width 4, one image per batch; speed figures live i
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,8 @@ from posetransfer.bench import infer, peak
 from posetransfer.cli import main
 from posetransfer.commands import bench as bench_cmd
 from posetransfer.utils import perf
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_count_flops_of_a_convolution_is_two_multiply_adds_per_weight_use():
@@ -82,3 +85,15 @@ def test_inference_settings_mode_precision_and_threads(monkeypatch):
     assert perf.resolve_precision("cpu", "auto") == ("bf16" if perf.cpu_has_bf16() else "fp32")
     with pytest.raises(ValueError):
         perf.resolve_precision("cpu", "fp16")
+
+
+def test_bench_train_counts_flops_and_times_the_multiview_task(capsys):
+    config = REPO / "configs" / "debug" / "multiview_tiny.yaml"
+    assert main(["bench", "train", "--config", str(config), "--steps", "1", "--warmup", "0", "--threads", "1",
+                 "--json"]) == 0  # fmt: skip
+    r = json.loads(capsys.readouterr().out)
+    assert r["task"] == "multiview" and r["gflop_per_image"] > 0
+    assert r["tflops"] == pytest.approx(r["gflop_per_image"] * r["images_per_s"] / 1e3, rel=1e-3)
+    assert r["mfu"] is None and r["conv_peak_tflops"] > 0  # CPU: the fraction of the measured conv peak
+    assert r["fraction_of_conv_peak"] == pytest.approx(r["tflops"] / r["conv_peak_tflops"])
+    assert "gen/l1" in r["losses"] and any(k.startswith("dis/") for k in r["losses"])  # G and D steps ran

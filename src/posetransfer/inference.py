@@ -34,6 +34,7 @@ from posetransfer.pose import encodings
 from posetransfer.pose.library import POSES, library_pose
 from posetransfer.pose.schema import NUM_KEYPOINTS, visible
 from posetransfer.utils.io import read_image
+from posetransfer.utils.perf import inference_settings
 
 ImageLike = str | Path | np.ndarray
 PoseLike = str | Path | np.ndarray
@@ -240,7 +241,8 @@ class Pipeline:
             frames.append(win)
         target_kp, pose_notes = self.target_keypoints(pose)
         notes += pose_notes
-        out = self.task.generate(self.nets, self.batch(framed, target_kp))[self.task.final_output]
+        with inference_settings(self.device):  # inference mode, bf16 where it pays, all CPUs
+            out = self.task.generate(self.nets, self.batch(framed, target_kp))[self.task.final_output]
         return TransferResult(_to_uint8(out[0]), framed, target_kp, frames, canvases, notes)
 
     def __call__(self, sources: ImageLike | Sequence[ImageLike], pose: PoseLike, on_canvas: bool = False) -> np.ndarray:

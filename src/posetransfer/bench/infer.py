@@ -3,7 +3,7 @@
 Each model is built from its recipe in ``configs/`` with random weights, through the task's own
 :meth:`~posetransfer.training.tasks.Task.build_networks` (stage II with a random G1 in place of
 its stage-I checkpoint), and run with :meth:`Task.generate` on a synthetic batch of the task's
-inputs (:func:`posetransfer.bench.train.synthetic_pair_batch` and :func:`synthetic_group_batch`)
+inputs (:func:`posetransfer.bench.train.synthetic_pair_batch` and ``synthetic_group_batch``)
 under :func:`posetransfer.utils.perf.inference_settings`, the settings ``generate`` and
 ``transfer`` use. At both data sets' sizes: Market-1501 128x64 and DeepFashion 256x176 (the
 crop most later work uses). PG2's G1 at 256x176 has 5 blocks instead of the 256x256 recipe's 6
@@ -26,13 +26,12 @@ from typing import Any
 import torch
 
 from posetransfer.bench.peak import conv_peak, count_flops, device_peak, sync
-from posetransfer.bench.train import bench_poses, machine_info, synthetic_pair_batch
-from posetransfer.pose import encodings
+from posetransfer.bench.train import machine_info, synthetic_group_batch, synthetic_pair_batch
 from posetransfer.training.config import Config, load_config
 from posetransfer.training.tasks import get_task_class
 from posetransfer.utils.perf import inference_settings, resolve_precision
 
-__all__ = ["CONFIGS", "SIZES", "MODELS", "synthetic_group_batch", "build_model", "bench_model", "bench_infer", "format_infer"]
+__all__ = ["CONFIGS", "SIZES", "MODELS", "build_model", "bench_model", "bench_infer", "format_infer"]
 
 #: the repository's recipes (``configs/`` next to ``src/``)
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
@@ -40,18 +39,6 @@ CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 SIZES: dict[str, tuple[int, int]] = {"market": (128, 64), "deepfashion": (256, 176)}
 MODELS = ("g1", "g1+g2", "multiview")
 MULTIVIEW_SOURCES = 2
-
-
-def synthetic_group_batch(batch_size: int, size: tuple[int, int], sources: int, seed: int = 0) -> dict[str, Any]:
-    """The multi-view generator's inference inputs: ``sources`` photos per item and a stick figure."""
-    h, w = size
-    gen = torch.Generator().manual_seed(seed)
-    kp = bench_poses(size, batch_size, seed=seed)
-    return {
-        "source_images": torch.rand(batch_size, sources, 3, h, w, generator=gen) * 2 - 1,
-        "target_stick": torch.from_numpy(encodings.stick_figure(kp, size)),
-        "target_mask": torch.from_numpy(encodings.pose_mask(kp, size))[:, None],
-    }
 
 
 def _recipe(model: str, dataset: str, width: int | None = None) -> tuple[Config, dict[str, dict[str, Any]]]:

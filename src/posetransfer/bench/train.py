@@ -55,6 +55,7 @@ __all__ = [
     "PrecisionComparison",
     "bench_poses",
     "synthetic_pair_batch",
+    "synthetic_group_batch",
     "bench_train",
     "run_baseline",
     "machine_info",
@@ -76,6 +77,8 @@ _REFERENCE_SIZE = (256, 176)
 
 # tasks whose items are PairDataset items (000_*: PG2 stage I, G1+D, stage II)
 _PAIR_TASKS = ("pg2_stage1", "pg2_g1_d", "pg2_stage2")
+# tasks whose items are MultiViewDataset items (003_*: the multi-view generator, pix2pix)
+_GROUP_TASKS = ("multiview", "pix2pix")
 
 
 def bench_poses(size: tuple[int, int], count: int, seed: int = 0) -> np.ndarray:
@@ -123,6 +126,26 @@ def synthetic_pair_batch(
         "target_mask": torch.from_numpy(encodings.pose_mask(target_kp, size))[:, None],
         "source_name": [f"bench_{i}_a.jpg" for i in range(batch_size)],
         "target_name": [f"bench_{i}_b.jpg" for i in range(batch_size)],
+    }
+
+
+def synthetic_group_batch(batch_size: int, size: tuple[int, int], sources: int, seed: int = 0) -> dict[str, Any]:
+    """A collated batch with the keys and shapes of :class:`~posetransfer.data.datasets.MultiViewDataset`
+    (``sources`` photos per item, the unpaired ``other_*`` pose and image): noise images, real
+    stick figures and masks of jittered poses."""
+    h, w = size
+    gen = torch.Generator().manual_seed(seed)
+    kp = bench_poses(size, 2 * batch_size, seed=seed)
+    target_kp, other_kp = kp[:batch_size], kp[batch_size:]
+    return {
+        "source_images": torch.rand(batch_size, sources, 3, h, w, generator=gen) * 2 - 1,
+        "target_image": torch.rand(batch_size, 3, h, w, generator=gen) * 2 - 1,
+        "target_keypoints": torch.from_numpy(target_kp),
+        "target_stick": torch.from_numpy(encodings.stick_figure(target_kp, size)),
+        "target_mask": torch.from_numpy(encodings.pose_mask(target_kp, size))[:, None],
+        "other_image": torch.rand(batch_size, 3, h, w, generator=gen) * 2 - 1,
+        "other_keypoints": torch.from_numpy(other_kp),
+        "other_stick": torch.from_numpy(encodings.stick_figure(other_kp, size)),
     }
 
 
@@ -254,13 +277,19 @@ def _prepare_trainer(config: Config, random_init: dict[str, Config]) -> Trainer:
 
 
 def _batches(config: Config, size: tuple[int, int]) -> Iterator[dict[str, Any]]:
-    if config.task not in _PAIR_TASKS:
-        raise ConfigError(
-            f"bench train: task {config.task!r} has no synthetic batches yet (supported: {', '.join(_PAIR_TASKS)})"
-        )
     data = config.data
-    kw = {"heatmap": data.heatmap, "radius": data.radius, "sigma": data.sigma}  # type: ignore[attr-defined]
-    pool = [synthetic_pair_batch(config.train.batch_size, size, seed=i, **kw) for i in range(2)]
+    if config.task in _PAIR_TASKS:
+        kw = {"heatmap": data.heatmap, "radius": data.radius, "sigma": data.sigma}  # type: ignore[attr-defined]
+        pool = [synthetic_pair_batch(config.train.batch_size, size, seed=i, **kw) for i in range(2)]
+    elif config.task in _GROUP_TASKS:
+        # the most photos an item can have: the slowest step of the recipe
+        k = getattr(data, "num_sources", None) or getattr(data, "max_sources", 1)
+        pool = [synthetic_group_batch(config.train.batch_size, size, int(k), seed=i) for i in range(2)]
+    else:
+        raise ConfigError(
+            f"bench train: task {config.task!r} has no synthetic batches yet "
+            f"(supported: {', '.join((*_PAIR_TASKS, *_GROUP_TASKS))})"
+        )
     i = 0
     while True:
         yield pool[i % len(pool)]

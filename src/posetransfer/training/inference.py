@@ -20,6 +20,7 @@ from posetransfer.training.config import Config, config_from_dict
 from posetransfer.training.tasks import Task, get_task_class
 from posetransfer.utils.io import save_image
 from posetransfer.utils.viz import make_grid, to_uint8
+from posetransfer.utils.perf import inference_settings
 
 __all__ = ["Generator", "load_generator", "generate_pairs", "output_name"]
 
@@ -57,7 +58,8 @@ class Generator:
     @torch.no_grad()
     def __call__(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        return self.task.generate(self.nets, batch)
+        with inference_settings(self.device):  # inference mode, bf16 where it pays, all CPUs
+            return self.task.generate(self.nets, batch)
 
 
 def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu") -> Generator:

@@ -7,6 +7,7 @@
   data sets' sizes (``bench infer``).
 * :mod:`~posetransfer.bench.peak`: FLOP counting, the table of known bf16 peaks and the
   convolution micro-benchmark that measures the machine's own peak.
+* :mod:`~posetransfer.bench.studio`: the studio's load benchmark (``python -m posetransfer.bench.studio``).
 * :mod:`~posetransfer.bench.ssim`: the SSIM variants of ``evaluate`` (``python -m posetransfer.bench.ssim``).
 
 Benchmarks build networks and steps through the same public task and trainer calls as training

@@ -46,7 +46,7 @@ def test_conv_peak_measures_a_positive_rate():
 
 def test_bench_infer_reports_every_model_and_size(capsys):
     assert main(["bench", "infer", "--width", "4", "--batch", "1", "--repeats", "1", "--threads", "1",
-                 "--models", "g1", "g1+g2", "multiview", "--datasets", "market", "--check-bf16", "--json"]) == 0  # fmt: skip
+                 "--models", "g1", "g1+g2", "multiview", "--datasets", "market", "--peak-seconds", "0.01", "--json"]) == 0  # fmt: skip
     report = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in report["results"]] == ["g1", "g1+g2", "multiview"]
     assert report["peaks"]["bf16_conv"]["tflops"] > 0 and report["peaks"]["fp32_conv"]["tflops"] > 0
@@ -54,12 +54,20 @@ def test_bench_infer_reports_every_model_and_size(capsys):
         assert r["image_size"] == [128, 64] and r["batch"] == 1
         assert r["frames_per_s"] == pytest.approx(1000.0 / r["ms_per_image"])
         assert r["gflop_per_image"] > 0 and r["tflops"] > 0
-        assert r["fraction_of_bf16_conv_peak"] == pytest.approx(r["tflops"] / report["peaks"]["bf16_conv"]["tflops"])
-        d = r["bf16_vs_fp32"]
-        assert 0 < d["mean_abs"] <= d["max_abs"] < 0.5
+        p = report["peaks"]
+        assert p["bf16_conv_tflops"] == max(p["bf16_conv"]["tflops"], p["bf16_conv_after"]["tflops"])
+        assert r["fraction_of_bf16_conv_peak"] == pytest.approx(r["tflops"] / p["bf16_conv_tflops"])
+        assert r["fraction_of_conv_peak_in_its_precision"] == pytest.approx(r["tflops"] / p[f"{r['precision']}_conv_tflops"])
     g1, g12 = report["results"][0], report["results"][1]
     assert g12["gflop_per_image"] > g1["gflop_per_image"]  # G2 runs on top of G1
     assert tuple(bench_cmd.INFER_MODELS) == infer.MODELS and tuple(bench_cmd.INFER_DATASETS) == tuple(infer.SIZES)
+
+
+def test_bench_model_compares_bf16_with_fp32():
+    r = infer.bench_model("g1", "market", device=torch.device("cpu"), batch=1, repeats=1, precision="fp32",
+                          check_bf16=True, width=4)  # fmt: skip
+    d = r["bf16_vs_fp32"]
+    assert r["precision"] == "fp32" and 0 < d["mean_abs"] <= d["max_abs"] < 0.5
 
 
 def test_bench_infer_builds_the_deepfashion_size():

@@ -206,7 +206,8 @@ def run_infer(args: argparse.Namespace) -> int:
 
     report = bench_infer(device=args.device, batch=args.batch, repeats=args.repeats, precision=args.precision,
                          models=tuple(args.models), datasets=tuple(args.datasets), check_bf16=args.check_bf16,
-                         peak_tflops=args.peak_tflops, threads=args.threads, width=args.width)  # fmt: skip
+                         peak_tflops=args.peak_tflops, threads=args.threads, width=args.width,
+                         peak_seconds=args.peak_seconds)  # fmt: skip
     print(json.dumps(report, indent=2) if args.json else "\n".join(format_infer(report)))
     return 0
 
@@ -236,6 +237,8 @@ def _register_infer(group: argparse._SubParsersAction) -> None:
     p.add_argument("--check-bf16", action="store_true", help="also compare bf16 and fp32 outputs (mean, max |diff|)")
     p.add_argument("--peak-tflops", type=float, default=None, metavar="T", help="the device's bf16 peak (CUDA default: table)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch intra-op threads on CPU")
+    p.add_argument("--peak-seconds", type=float, default=0.2, metavar="S",
+                   help="CPU: seconds per timed run of the conv peak micro-benchmark (default 0.2)")  # fmt: skip
     p.add_argument("--width", type=positive_int, default=None, metavar="C",
                    help="replace the networks' base widths (a quick check of the wiring; not the recipes' speed)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object")

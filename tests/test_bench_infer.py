@@ -104,4 +104,6 @@ def test_bench_train_counts_flops_and_times_the_multiview_task(capsys):
     assert r["tflops"] == pytest.approx(r["gflop_per_image"] * r["images_per_s"] / 1e3, rel=1e-3)
     assert r["mfu"] is None and r["conv_peak_tflops"] > 0  # CPU: the fraction of the measured conv peak
     assert r["fraction_of_conv_peak"] == pytest.approx(r["tflops"] / r["conv_peak_tflops"])
+    own = r["conv_peak_own_precision_tflops"]
+    assert own > 0 and r["fraction_of_conv_peak_own_precision"] == pytest.approx(r["tflops"] / own)
     assert "gen/l1" in r["losses"] and any(k.startswith("dis/") for k in r["losses"])  # G and D steps ran

@@ -203,6 +203,9 @@ class TrainBenchResult:
     #: the measured bf16 3x3-convolution peak of this machine and the fraction of it (CPU)
     conv_peak_tflops: float | None = None
     fraction_of_conv_peak: float | None = None
+    #: the same in the step's precision (``train.precision``)
+    conv_peak_own_precision_tflops: float | None = None
+    fraction_of_conv_peak_own_precision: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -244,7 +247,8 @@ def format_train(result: dict, title: str) -> list[str]:
     ]
     if result.get("tflops"):
         mfu = f"   MFU {result['mfu']:.1%} of {result['peak_tflops']:.0f} TFLOP/s ({result['peak_source']})" if result.get("mfu") is not None else ""
-        conv = (f"   {result['fraction_of_conv_peak']:.1%} of the measured bf16 conv peak {result['conv_peak_tflops']:.3f} TFLOP/s"
+        conv = (f"   {result['fraction_of_conv_peak']:.1%} of the measured bf16 conv peak {result['conv_peak_tflops']:.4f} TFLOP/s"
+                f" ({result['fraction_of_conv_peak_own_precision']:.1%} of the {s['precision']} one)"
                 if result.get("fraction_of_conv_peak") is not None else "")  # fmt: skip
         lines.append(f"  {result['gflop_per_image']:.1f} GFLOP/image, {result['tflops']:.4f} TFLOP/s{mfu}{conv}")
     lines += [
@@ -355,6 +359,10 @@ def bench_train(
     peak, peak_source = device_peak(device, peak_tflops)
     achieved = flops * steps / total / 1e12
     conv = conv_peak(device)["tflops"] if measure_conv_peak else None
+    # and in the step's own precision (on a CPU without native bf16, fp32 convolutions are faster)
+    own = None
+    if measure_conv_peak:
+        own = conv if config.train.precision == "bf16" else conv_peak(device, dtype=torch.float32)["tflops"]
     settings = {
         "precision": config.train.precision,
         "channels_last": config.train.channels_last,
@@ -388,6 +396,8 @@ def bench_train(
         mfu=None if peak is None else achieved / peak,
         conv_peak_tflops=conv,
         fraction_of_conv_peak=None if conv is None else achieved / conv,
+        conv_peak_own_precision_tflops=own,
+        fraction_of_conv_peak_own_precision=None if own is None else achieved / own,
     )
 
 

@@ -162,7 +162,7 @@ def _u8(images: torch.Tensor) -> np.ndarray:
 def _collect(settings: DemoSettings, data: Path, stage2_ckpt: Path, blind_ckpt: Path) -> dict[str, Any]:
     """Run the trained models over held-out pairs; uint8 images of every method, masks, names."""
     from posetransfer.data.datasets import PairDataset
-    from posetransfer.training.inference import load_generator
+    from posetransfer.inference import load_generator
 
     pg2 = load_generator(stage2_ckpt)
     blind = load_generator(blind_ckpt)
@@ -249,7 +249,7 @@ def _write_report(out: Path, settings: DemoSettings, results: dict[str, dict[str
     )
     if results["stage2"]["mask_ssim_pg2"] < s1:
         verdict += (" Stage II scores below stage I: it adds detail (and artefacts) that SSIM penalises;"
-                    " PG2 observed the same of its full model (000_*.txt, sec. 4.3, Table 1).")
+                    " PG2 observed the same of its full model (Pose Guided Person Image Generation, sec. 4.3, Table 1).")
     curves = "".join(
         _svg_curve(points, f"{name} {tag}") for name, run in runs.items() for tag, points in _curves(run)
         if tag in ("loss/gen/pose_mask_l1", "eval/pose_mask_l1", "eval/copy_source_pose_mask_l1", "loss/gen/g_bce", "loss/dis/d_bce")

@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Rebuild a model from a checkpoint (model.json + safetensors) and generate one "
         "PNG per pair, named <from-stem>___<to-stem>.png, plus image grids.",
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder or run folder (its latest checkpoint)")
+    p.add_argument("--checkpoint", required=True,
+                   help="step folder, run folder (its latest checkpoint), exported folder or Hugging Face Hub repo id")
     p.add_argument("--data", required=True, type=Path, help="data set folder (plain, Market or DeepFashion layout)")
     p.add_argument("--split", default=None, choices=("train", "test"), help="split, when the folder holds several")
     p.add_argument("--pairs", type=Path, default=None, help="pairs CSV replacing the data set's own")
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from posetransfer.training.inference import generate_pairs
+    from posetransfer.inference import generate_pairs
 
     summary = generate_pairs(
         args.checkpoint, args.data, args.out, split=args.split, pairs=args.pairs, batch_size=args.batch_size,

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("transfer", help="re-pose the person of your photo(s) with a trained model",
                               description="Generate the person of the source photo(s) in a target pose.")  # fmt: skip
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder or run folder")
+    p.add_argument("--checkpoint", required=True,
+                   help="step, run or exported folder, or a Hugging Face Hub repo id (owner/name[@revision])")
     p.add_argument("--source", required=True, action="append", type=Path, metavar="PHOTO",
                    help="photo of the person (repeat for a multi-view model)")
     p.add_argument("--pose", required=True, metavar="TARGET",

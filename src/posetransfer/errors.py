@@ -28,6 +28,13 @@ class ConfigError(PosetransferError):
     """A config file or override is invalid (unknown key, wrong type, missing value)."""
 
 
+class ModelConfigError(ConfigError, ValueError):
+    """A network's constructor arguments are invalid (every network in ``models/`` raises this).
+
+    Also a ``ValueError``, what a bad argument to a plain PyTorch module would raise.
+    """
+
+
 class CheckpointError(PosetransferError):
     """A checkpoint is missing, unreadable or does not match the model it is loaded into."""
 

@@ -1,6 +1,6 @@
 """Where a data set's files are: the on-disk layouts of the field, recognised from a folder.
 
-Three layouts are recognised (SPEC.md section 4):
+Three layouts are recognised (the field's released data files):
 
 ``plain``
     The package's own layout (``data synth`` and ``data/real-mini`` use it)::
@@ -52,7 +52,7 @@ _FASHION_NAME = re.compile(r"^(.+)_\d+(?:front|side|back|full|flat|additional)(?
 
 
 def identity_of(name: str) -> str:
-    """The person/outfit an image shows, from its file name (SPEC.md section 4).
+    """The person/outfit an image shows, from its file name (the field's naming conventions).
 
     Market-1501: the first 4 digits (``0001_c3s1_000551_03.jpg`` -> ``0001``; junk images give
     ``-1``). DeepFashion: the name up to the view suffix

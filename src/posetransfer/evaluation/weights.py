@@ -1,6 +1,6 @@
 """Pretrained weights the metrics need, found locally or downloaded once, with a clear error offline.
 
-The metrics of the field are defined by specific pretrained networks (SPEC.md section 5): FID and
+The metrics of the field are defined by specific pretrained networks (each metric's original paper and released script): FID and
 the Inception Score by the TF-Inception graph of 2015-12-05 (here its PyTorch port by pytorch-fid),
 LPIPS by torchvision's AlexNet plus the v0.1 linear heads of the ``lpips`` package. Other weights
 give other numbers, so each file is named, pinned to its published URL and checked when known.

@@ -116,7 +116,8 @@ def _show(args) -> int:
     from posetransfer.data.pairs import make_pairs
     from posetransfer.pose.io import read_annotations
     from posetransfer.utils.io import save_image
-    from posetransfer.utils.viz import draw_skeleton, make_grid, overlay_mask, to_uint8
+    from posetransfer.pose.draw import draw_skeleton
+    from posetransfer.utils.viz import make_grid, overlay_mask, to_uint8
 
     files = resolve_dataset(args.dir, args.split)
     pairs = None

@@ -85,6 +85,7 @@ def _base_config(s: DemoSettings, data: Path, steps: int) -> dict[str, Any]:
         "data": {
             "train": str(data / "train"),
             "test": str(data / "test"),
+            "image_size": list(s.size),  # written into every network's image_size
             "heatmap": "disk",
             "radius": max(1, round(4 * h / 128)),  # PG2's 4 px at Market's 128 px height
             "flip": 0.5,
@@ -110,7 +111,6 @@ def _g1_args(s: DemoSettings) -> dict[str, Any]:
     return {
         "base_channels": s.base_channels,
         "num_blocks": _num_blocks(s.size),
-        "image_size": list(s.size),
         "z_dim": 64,
         "pose_embedding": "concat",
     }
@@ -130,8 +130,8 @@ def stage2_config(s: DemoSettings, data: Path, stage1_run: Path) -> dict[str, An
         task="pg2_stage2",
         init_from={"g1": str(stage1_run)},
         model={
-            "g2": {"base_channels": s.base_channels, "num_blocks": max(1, nb - 2), "image_size": list(s.size)},
-            "d": {"in_channels": 6, "base_channels": s.base_channels, "image_size": list(s.size), "num_layers": 3},
+            "g2": {"base_channels": s.base_channels, "num_blocks": max(1, nb - 2)},
+            "d": {"in_channels": 6, "base_channels": s.base_channels, "num_layers": 3},
         },
         # lambda of eq. 4 (the released code: 10 on Market, 50 on DeepFashion). A stage II of a few
         # hundred steps needs a heavier L1 and a slower D to refine stage I rather than break it:

@@ -228,8 +228,8 @@ class MultiViewDataset(_Base):
     photo of another identity with its real image ``y~`` (eqs. 2-3): ``other_image``,
     ``other_keypoints``, ``other_stick``, ``other_name``.
 
-    Use :meth:`collate` as the DataLoader's ``collate_fn``: batch size 1 is the paper's batch
-    (one identity); larger batches need equal K (fix ``num_sources``).
+    Batch size 1 is the paper's batch (one identity); larger batches need equal K (fix
+    ``num_sources``), or :class:`posetransfer.data.groups.IdentityGroups`, which pads.
     """
 
     def __init__(
@@ -322,23 +322,3 @@ class MultiViewDataset(_Base):
             item["other_stick"] = encode_pose(other_kp, self.inputs, ("stick",))["stick"]
             item["other_name"] = other_name
         return item
-
-    @staticmethod
-    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-        """Stack items into a batch: tensors gain a leading batch dim, strings and name lists become lists.
-
-        ``source_images`` becomes (B, K, 3, H, W); all items must have the same K (always true for
-        batch size 1, the paper's batch, or with ``num_sources`` fixed).
-        """
-        if not items:
-            raise ValueError("cannot collate an empty batch")
-        ks = {it["source_images"].shape[0] for it in items}
-        if len(ks) > 1:
-            raise ValueError(
-                f"items have different numbers of source photos {sorted(ks)}: use batch size 1 or fix num_sources"
-            )
-        out: dict[str, Any] = {}
-        for key in items[0]:
-            values = [it[key] for it in items]
-            out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
-        return out

@@ -198,6 +198,7 @@ class Trainer:
         task = self.task_cls(cfg)
         self.task = task
         nets = task.build_networks()
+        task.check_image_size(nets)
         self.setup_networks(nets)
         self.kwargs = self._network_kwargs(existing)
 

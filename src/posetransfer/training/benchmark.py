@@ -121,16 +121,11 @@ def synthetic_pair_batch(
     return default_collate(items)
 
 
-def _image_size(config: Config, nets: dict[str, nn.Module]) -> tuple[int, int]:
-    """The frame of the networks (their ``image_size``), else of the data section."""
-    for net in nets.values():
-        size = getattr(net, "image_size", None)
-        if size:
-            return int(size[0]), int(size[1])
-    size = getattr(config.data, "image_size", None)
-    if size:
-        return int(size[0]), int(size[1])
-    raise ConfigError(f"{config.task}: cannot tell the image size (no network records image_size)")
+def _image_size(config: Config, task: Task) -> tuple[int, int]:
+    """The model's frame: the config's ``data.image_size`` (``Task.image_size``)."""
+    if task.image_size is None:
+        raise ConfigError(f"{config.task}: cannot tell the image size (the config has no data.image_size)")
+    return task.image_size
 
 
 # ----------------------------------------------------------------------------------------------
@@ -276,7 +271,7 @@ def bench_train(
         perf.tune_malloc()
     trainer = _prepare_trainer(config, random_init or {})
     device = trainer.device
-    size = _image_size(config, trainer.nets)
+    size = _image_size(config, trainer.task)
     batches = _batches(config, size, trainer.task)
     for _ in range(warmup):
         trainer.train_step(trainer._to_device(next(batches)))

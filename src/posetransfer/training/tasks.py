@@ -130,6 +130,19 @@ class Task(ABC):
                 nets[name] = module
         return nets
 
+    def check_image_size(self, nets: Nets) -> None:
+        """Every network that records an image size works at ``data.image_size`` (a network whose
+        config states another size, or one loaded from ``init_from``, would not fit the data)."""
+        if self.image_size is None:
+            return
+        for name, net in nets.items():
+            size = getattr(net, "image_size", None)  # only some networks are tied to a frame
+            if size is not None and tuple(size) != tuple(self.image_size):
+                raise ConfigError(
+                    f"model.{name}: works at {size[0]}x{size[1]}, but data.image_size is "
+                    f"{self.image_size[0]}x{self.image_size[1]}; set only data.image_size"
+                )
+
     # -- data ------------------------------------------------------------------------------
 
     @abstractmethod

@@ -48,8 +48,8 @@ def _from_hub(reference: str) -> Path:
         import huggingface_hub  # noqa: F401
     except ImportError:
         raise CheckpointError(
-            f"{reference}: checkpoint does not exist locally; loading it as a Hugging Face Hub repo needs "
-            "huggingface_hub (pip install 'posetransfer[hub]')"
+            f"{reference}: checkpoint does not exist (no such folder; loading it as a Hugging Face Hub repo id "
+            "needs huggingface_hub: pip install 'posetransfer[hub]')"
         ) from None
     repo_id, _, revision = reference.partition("@")
     try:  # the cache first, so a cached model works offline
@@ -61,7 +61,8 @@ def _from_hub(reference: str) -> Path:
     except Exception as err:  # noqa: BLE001 - network, authentication, unknown repo
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
-            f"{reference}: checkpoint does not exist locally and could not be fetched from the Hugging Face Hub ({first})"
+            f"{reference}: checkpoint does not exist (no such folder; as a Hugging Face Hub repo id it could "
+            f"not be fetched: {first})"
         ) from None
 
 

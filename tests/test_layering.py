@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("training",),
     ("evaluation",),
     ("inference",),
-    ("demo", "commands", "cli", "__main__"),
+    ("demo", "studio", "commands", "cli", "__main__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -1,7 +1,7 @@
 """Identity groups for the multi-view generator: K source photos of one person per item, padded
 for batching, or an explicit generation plan (``posetransfer generate``).
 
-The multi-image paper (one generator, discriminators D_I and D_P), sec. 3.3: a training sample is
+The multi-view paper (one generator, discriminators D_I and D_P), sec. 3.3: a training sample is
 "a set of images that belong to a same person wearing same fashion garment"; sec. 4.2: one to
 five of them condition the generator.
 """
@@ -20,7 +20,7 @@ from posetransfer.pose.schema import MISSING
 
 __all__ = ["MAX_SOURCES", "IdentityGroups", "generation_plan"]
 
-#: the generator's recurrence takes at most this many photos (the multi-image paper, sec. 4.2: "2 to 5")
+#: the generator's recurrence takes at most this many photos (the multi-view paper, sec. 4.2: "2 to 5")
 MAX_SOURCES = 5
 
 

@@ -11,7 +11,7 @@ The keys of an item are those of the training data sets:
 
 * sources: ``source_image`` (3, H, W) for single-image models ("Pose Guided Person Image
   Generation", Ma et al. 2017, sec. 3: the condition image ``I_A``) or ``source_images``
-  (K, 3, H, W) for the multi-view generator (the multi-image paper with discriminators D_I and
+  (K, 3, H, W) for the multi-view generator (the multi-view paper, with discriminators D_I and
   D_P, sec. 3.1: a set of photos of one person); ``source_keypoints`` when given;
 * the target pose: ``target_keypoints`` (18, 2) and the encodings the spec asks for:
   ``target_heatmaps`` (18, H, W), ``target_coords`` (36,), ``target_stick`` (3, H, W),

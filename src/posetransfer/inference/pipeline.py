@@ -13,7 +13,7 @@ trained on:
 3. the batch is built by :func:`posetransfer.data.inputs.model_inputs` from the task's
    :class:`~posetransfer.data.inputs.InputSpec`, the very function the training data sets use
    (heatmaps for PG2's G1, "Pose Guided Person Image Generation" sec. 3.1, coordinates for its CE
-   variant, a stick figure for the multi-view generator, the multi-image paper's sec. 3.1), and the
+   variant, a stick figure for the multi-view generator, the multi-view paper's sec. 3.1), and the
    task's own ``generate`` runs the networks;
 4. the output (model frame) can be pasted back on the first source's original canvas.
 
@@ -93,7 +93,7 @@ class Pipeline:
         self.fill = fill
         self._backend = backend
         # PG2 conditions on one image ("Pose Guided Person Image Generation", sec. 3); the multi-view
-        # generator on 1-5 (the multi-image paper, sec. 3.1), its -S variant on one: the task knows
+        # generator on 1-5 (the multi-view paper, sec. 3.1), its -S variant on one: the task knows
         # (``Task.max_sources``).
         self.max_sources = max_sources if max_sources is not None else int(task.max_sources)
 

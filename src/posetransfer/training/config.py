@@ -30,7 +30,9 @@ Shared arguments live in ``data``: ``data.image_size`` (the model's frame) and `
 ``image_size`` / ``max_sources``, so ``--set data.image_size=[256,176]`` is the one switch
 (:data:`SHARED_DATA_ARGUMENTS`). A network that states its own value keeps it (configs written
 before, explicit experiments); all networks that take an image size must then agree, and a
-config with network sizes but no ``data.image_size`` gets theirs.
+config with network sizes but no ``data.image_size`` gets theirs. A resolved config (a checkpoint's
+``config.json``) states the size in every network, so switch sizes in the YAML recipe; the trainer
+rejects a network whose size differs from ``data.image_size`` (``Task.check_image_size``).
 
 The ``model`` entries are checked against the network classes' signatures when the config is
 loaded (an unknown constructor argument is an error naming it), and the complete keyword set
@@ -309,8 +311,8 @@ def _share_data_arguments(task_cls: Any, raw: dict[str, Any]) -> list:
                 data[arg] = value
         if value is None:
             continue
-        for n in takers:
-            model[n].setdefault(arg, copy.deepcopy(value))
+        for n in takers:  # lists, as YAML and JSON give them (a validated config holds tuples)
+            model[n].setdefault(arg, list(value) if isinstance(value, tuple) else copy.deepcopy(value))
         if arg == "image_size":
             sizes = {n: list(model[n][arg]) for n in takers if isinstance(model[n][arg], (list, tuple))}
             if len({tuple(v) for v in sizes.values()}) > 1:

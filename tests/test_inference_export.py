@@ -117,3 +117,26 @@ def test_hub_repo_id_is_downloaded_once_then_works_offline(run, tmp_path, monkey
     hub.online = True
     with pytest.raises(CheckpointError, match="someone/other@v1: .*404"):
         load_generator("someone/other@v1")
+
+
+def test_hub_repo_id_from_the_real_hub_cache_layout_offline(run, tmp_path, monkeypatch):
+    """The real ``snapshot_download`` reading a Hub cache (``models--owner--name/refs``,
+    ``snapshots/<commit>``) laid out by hand: what an earlier download leaves, used without network."""
+    constants = pytest.importorskip("huggingface_hub.constants")
+    cache = tmp_path / "hub"
+    repo = cache / "models--someone--tiny-g1"
+    export_model(run, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.chdir(tmp_path)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the cached snapshot must be used without a download")
+
+    real = loader._snapshot_download
+    monkeypatch.setattr(loader, "_snapshot_download",
+                        lambda repo_id, revision, local_files_only: real(repo_id, revision, True) if local_files_only else no_network())  # fmt: skip
+    gen = load_generator("someone/tiny-g1")
+    assert gen.checkpoint == repo / "snapshots" / "0123abcd" and gen.step == 3
+    np.testing.assert_array_equal(_image(Pipeline.from_checkpoint("someone/tiny-g1", device="cpu")), _image(Pipeline.from_checkpoint(run, device="cpu")))

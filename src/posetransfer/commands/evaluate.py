@@ -49,6 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--alexnet-weights", default=None, help="local alexnet-owt-7be5be79.pth (LPIPS)")
     p.add_argument("--lpips-weights", default=None, help="local LPIPS v0.1 alex.pth")
     p.add_argument("--pose-backend", default="mediapipe", help="pose estimator for PCKh (default: mediapipe)")
+    p.add_argument("--overwrite", action="store_true", help="replace the reports in an existing --out folder")
     p.add_argument("--show", type=int, default=8, help="best and worst pairs shown in report.html (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -56,11 +57,13 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from posetransfer.evaluation.report import compare_runs
-    from posetransfer.utils.io import atomic_write_text
+    from posetransfer.utils.io import atomic_write_text, check_output
 
     if args.compare:
         if args.generated or args.data:
             raise PosetransferError("--compare takes report folders only; leave out --generated and --data")
+        if args.out:
+            check_output(Path(args.out) / "table.md", overwrite=args.overwrite)
         table = compare_runs(args.compare)
         if args.out:
             atomic_write_text(Path(args.out) / "table.md", table)
@@ -71,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
         raise PosetransferError(f"missing {', '.join(missing)} (or use --compare RUN...)")
 
     from posetransfer.evaluation.evaluate import WeightPaths, run_evaluation
+
+    # checked before a single metric is computed (evaluation can take minutes)
+    check_output(args.out, kind="dir", overwrite=args.overwrite)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)

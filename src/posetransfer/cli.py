@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+def _one_line(text: object) -> str:
+    """One line, printable whatever the file names hold (undecodable bytes shown as ``\\xe9``)."""
+    line = " ".join(str(text).split())
+    return line.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _is_out_of_memory(err: BaseException) -> bool:

@@ -62,5 +62,5 @@ def check_number(name: str, value: Any, low: float | None = None, high: float | 
 def check_image_size(value: Any, name: str = "image_size") -> tuple[int, int]:
     """Two positive ints (height, width)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(_is_int(s) and s > 0 for s in value):
-        raise ModelConfigError(f"{name} must be two positive integers [height, width], got {value!r}")
+        raise ModelConfigError(f"{name} must be two positive ints (height, width), got {value!r}")
     return int(value[0]), int(value[1])

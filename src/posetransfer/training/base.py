@@ -571,11 +571,27 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
     return [(prefix, None if old is _MISSING else old, None if new is _MISSING else new)]
 
 
-def check_image_sizes(nets: dict[str, nn.Module], dataset: Any, split: str) -> None:
-    """Every network built for a fixed ``image_size`` matches the data set's image size."""
+def check_image_sizes(nets: dict[str, nn.Module], dataset: Any, split: str, scan: bool = True) -> None:
+    """Every network built for a fixed ``image_size`` matches the data set's image size, and (``scan``)
+    every image's header in the data set's folder is readable, within the pixel limit and of that
+    size: a bad image is reported before a run folder is created, not at some step of the run.
+    Reads headers only (about 0.1 ms an image)."""
     size = getattr(dataset, "size", None)
     if size is None:
         return
+    files = getattr(dataset, "files", None)
+    if scan and files is not None and hasattr(files, "image_names"):
+        from posetransfer.data.layouts import _header_size
+        from posetransfer.utils.io import max_pixels, read_image
+
+        limit = max_pixels()
+        for name in files.image_names():
+            path = files.images_dir / name
+            hw = _header_size(path)
+            if hw is None or hw[0] * hw[1] > limit:
+                read_image(path)  # raises the DataError naming the file and its problem
+            elif tuple(hw) != tuple(size):
+                read_image(path, tuple(size))
     for name, net in nets.items():
         want = getattr(net, "image_size", None)
         if want is not None and tuple(want) != tuple(size):

@@ -84,15 +84,16 @@ def step_dirname(step: int) -> str:
     return f"step_{step:07d}"
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file; a full disk is an ``OSError(ENOSPC)`` naming ``path``."""
+def _write_bytes(path: Path, data: bytes, shown: Path) -> None:
+    """Write ``data`` to a new file ``path``; an OSError (e.g. ENOSPC, a full disk) names ``shown``,
+    the checkpoint file being written (not its temporary folder)."""
     try:
         with open(path, "wb") as fh:
             fh.write(data)
     except OSError as err:
-        if err.filename is None and err.errno is not None:
-            raise type(err)(err.errno, err.strerror or os.strerror(err.errno), str(path)) from None
-        raise
+        if err.errno is None:
+            raise
+        raise type(err)(err.errno, err.strerror or os.strerror(err.errno), str(shown)) from None
 
 
 def safetensors_canonical(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
@@ -249,7 +250,8 @@ def save_checkpoint(
         for name, module in networks.items():
             tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
             _write_bytes(tmp / f"{name}.safetensors",
-                         safetensors_canonical(tensors, {"network": name, "class": class_path(module)}))  # fmt: skip
+                         safetensors_canonical(tensors, {"network": name, "class": class_path(module)}),
+                         final / f"{name}.safetensors")  # fmt: skip
         model = {
             "format_version": FORMAT_VERSION,
             "task": task,
@@ -266,7 +268,7 @@ def save_checkpoint(
         # not torch's "enforce fail at inline_container.cc"
         buf = io.BytesIO()
         torch.save(state, buf)
-        _write_bytes(tmp / STATE_FILE, buf.getvalue())
+        _write_bytes(tmp / STATE_FILE, buf.getvalue(), final / STATE_FILE)
         for f in tmp.iterdir():
             _fsync_file(f)
         _fsync_dir(tmp)

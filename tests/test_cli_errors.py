@@ -513,6 +513,19 @@ def one_pixel_image_train(env):
                 [img, "1x1", "expected 64x32"], absent=[out / "checkpoints"])  # fmt: skip
 
 
+@case
+def truncated_image_train_with_workers(env):
+    """A truncated image (its header reads) in a run with a DataLoader worker: found by the scan
+    before the run folder is created (test_worker_errors_keep_their_line covers one in a worker)."""
+    data = env.dataset()
+    img = first_image(data)
+    raw = img.read_bytes()
+    img.write_bytes(raw[: len(raw) // 2])  # truncated: the header reads, the pixels do not
+    out = env.tmp / "r"
+    return Case(["train", TINY, "--out", str(out), "--no-progress", *_sets(data, 2, "train.num_workers=1")],
+                EXIT_BAD_INPUT, [img, "unreadable image"], absent=[out / "checkpoints"])  # fmt: skip
+
+
 # 8-10. data destroyed without asking: train on an existing run, latest pointing at another run,
 # data synth onto an existing data set, data pairs onto its own annotation file
 
@@ -839,3 +852,42 @@ def test_overwrite_replaces(env, capsys):
     assert main(["data", "show", str(env.synth), "--split", "test", "--out", str(out), "--overwrite", "--n", "1"]) == 0
     capsys.readouterr()
     assert Image.open(out).size[0] > 0
+
+
+def test_worker_errors_keep_their_line():
+    """torch re-raises a worker's exception as ``type(err)(text)`` or, for DataError (whose
+    constructor takes a path and a problem), as a RuntimeError holding the worker's traceback:
+    the boundary recovers the project's one line from it."""
+    from torch._utils import ExceptionWrapper
+
+    from posetransfer.cli import classify_error
+    from posetransfer.errors import ConfigError, DataError
+
+    for raised, line in ((DataError("a/b.png", "unreadable image (truncated)"), "a/b.png: unreadable image (truncated)"),
+                         (ConfigError("c.yaml: bad"), "c.yaml: bad")):  # fmt: skip
+        try:
+            raise raised
+        except Exception:  # noqa: BLE001
+            wrapper = ExceptionWrapper(where="in DataLoader worker process 0")
+        with pytest.raises(Exception) as info:
+            wrapper.reraise()
+        assert classify_error(info.value) == (EXIT_BAD_INPUT, line)
+
+
+def test_prepared_data_set_gets_the_umask(env, capsys):
+    raw = env.tmp / "raw"
+    for person in ("alice", "bob"):
+        (raw / person).mkdir(parents=True)
+        for i in range(2):
+            env.photo(f"raw/{person}/{i}.png")
+    old = os.umask(0o022)
+    try:
+        code = main(["data", "prepare", str(raw), "--out", "ds", "--size", "64x32", "--backend", "fake",
+                     "--test-fraction", "0.5", "--no-progress"])  # fmt: skip
+    finally:
+        os.umask(old)
+    assert code == 0, capsys.readouterr().err
+    ds = env.tmp / "ds"
+    assert ds.stat().st_mode & 0o777 == 0o755
+    files = [p for p in ds.rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o777 == 0o644 for p in files)

@@ -16,6 +16,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
 import traceback
 
@@ -85,8 +86,29 @@ def _is_out_of_memory(err: BaseException) -> bool:
     )
 
 
+_WORKER_ORIGIN = re.compile(r"^posetransfer\.errors\.\w+: (.+)$")
+
+
+def _from_worker(err: BaseException) -> str | None:
+    """The project's own message of an error raised in a DataLoader worker process.
+
+    torch re-raises it in the main process as ``type(err)(text)`` or, when that constructor does
+    not take one string (``DataError``), as a RuntimeError; ``text`` holds the worker's traceback
+    whose last line is ``posetransfer.errors.DataError: <file>: <problem>``.
+    """
+    text = str(err)
+    if "DataLoader worker process" not in text:
+        return None
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    m = _WORKER_ORIGIN.match(lines[-1].strip()) if lines else None
+    return m.group(1) if m else None
+
+
 def classify_error(err: BaseException) -> tuple[int, str] | None:
     """(exit code, one-line message) of an expected failure, or None for a bug (keep its trace)."""
+    from_worker = _from_worker(err)
+    if from_worker is not None:
+        return EXIT_BAD_INPUT, _one_line(from_worker)
     if isinstance(err, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted"
     if isinstance(err, PosetransferError):

@@ -325,19 +325,15 @@ class Trainer:
         return existing
 
     def _compare_settings(self, ckpt: Path) -> None:
-        """Warn about every setting that differs from the checkpoint's config; refuse a changed model."""
+        """Warn about every setting that differs from the checkpoint's config (a changed model is
+        refused by :meth:`_restore`)."""
         saved = ckpt_io.read_checkpoint_config(ckpt)
         now = dump_config(self.config)
-        changed = [(k, a, b) for k, a, b in _diff(saved, now)]
-        model = [k for k, _, _ in changed if k.split(".")[0] in ("task", "model", "init_from")]
-        if model:
-            detail = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed if k in model)
-            raise CheckpointError(
-                f"{ckpt / ckpt_io.CONFIG_JSON}: --resume with a changed model ({detail}); "
-                "start a new run with another --out instead"
-            )
-        for key, old, new in changed:
-            _warn(f"--resume: {key} changed from {old!r} (checkpoint {ckpt.name}) to {new!r}")
+        for key, old, new in _diff(saved, now):
+            # a changed task or network is refused by _restore (it compares the complete
+            # constructor kwargs with model.json), before anything is written
+            if key.split(".")[0] not in ("task", "model"):
+                _warn(f"--resume: {key} changed from {old!r} (checkpoint {ckpt.name}) to {new!r}")
 
     def setup_networks(self, nets: dict[str, nn.Module]) -> None:
         """Put ``self.task``'s networks on ``self.device`` (``channels_last`` if configured), freeze

@@ -300,6 +300,8 @@ def _try_build(cls: type, name: str, kwargs: dict[str, Any]) -> list:
         key = text.split(" ")[0].rstrip(":")
         loc = ("model", name, key) if key in kwargs else ("model", name)
         return [(loc, f"{text} ({cls.__name__})")]
+    except Exception:  # noqa: BLE001 - something the meta device cannot do: the real build will tell
+        return []
     return []
 
 

@@ -364,6 +364,15 @@ def read_only_data_prepare(env):
 
 
 @case
+def read_only_train(env):
+    folder = env.tmp / "ro"
+    folder.mkdir()
+    read_only(env, folder)
+    return Case(["train", TINY, "--out", str(folder / "run"), "--no-progress", *_sets(env.synth, 1)], EXIT_OS_ERROR,
+                [folder, "permission denied"], absent=[folder / "run"])  # fmt: skip
+
+
+@case
 def read_only_data_show(env):
     folder = env.tmp / "ro"
     folder.mkdir()
@@ -922,3 +931,13 @@ def test_prepared_data_set_gets_the_umask(env, capsys):
     assert ds.stat().st_mode & 0o777 == 0o755
     files = [p for p in ds.rglob("*") if p.is_file()]
     assert files and all(p.stat().st_mode & 0o777 == 0o644 for p in files)
+
+
+def test_data_synth_overwrite_replaces_its_own_data_set(env, capsys):
+    out = env.tmp / "people"
+    args = ["data", "synth", "--out", str(out), "--size", "64x32", "--identities", "2", "--views", "2", "--no-progress"]
+    assert main(args) == 0
+    assert main([*args, "--seed", "1"]) == EXIT_BAD_INPUT
+    assert main([*args, "--seed", "1", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert len(list((out / "train" / "images").iterdir())) + len(list((out / "test" / "images").iterdir())) == 4

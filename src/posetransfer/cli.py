@@ -151,11 +151,7 @@ def report_error(command: str, err: BaseException, debug: bool = False) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except UnicodeEncodeError as err:  # pragma: no cover - a file name the terminal cannot show
-        print(f"posetransfer: error: an argument cannot be encoded ({err.reason})", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    args = parser.parse_args(argv)
     debug = bool(args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"))
     if args.command in MALLOC_TUNED_COMMANDS:
         from posetransfer.utils.perf import tune_malloc

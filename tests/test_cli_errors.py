@@ -941,3 +941,25 @@ def test_data_synth_overwrite_replaces_its_own_data_set(env, capsys):
     assert main([*args, "--seed", "1", "--overwrite"]) == 0
     capsys.readouterr()
     assert len(list((out / "train" / "images").iterdir())) + len(list((out / "test" / "images").iterdir())) == 4
+
+
+def test_network_constructors_check_their_arguments_first():
+    from posetransfer.errors import ConfigError, ModelConfigError
+    from posetransfer.models.multiview import MultiViewGenerator
+    from posetransfer.models.pg2 import G1, G2
+
+    cases = [
+        (lambda: G1(base_channels=-4), "base_channels must be an integer >= 1, got -4"),
+        (lambda: G1(base_channels="eight"), "got 'eight' (str)"),
+        (lambda: G1(base_channels=True), "got True (bool)"),
+        (lambda: G1(pose_embedding="sideways"), "pose_embedding must be one of concat"),
+        (lambda: G1(image_size=[64]), "two positive ints"),
+        (lambda: G2(top_skip="yes"), "top_skip must be true or false"),
+        (lambda: MultiViewGenerator(n_res=-1), "n_res must be an integer >= 0"),
+        (lambda: MultiViewGenerator(init_gain=float("nan")), "init_gain must be a finite number"),
+        (lambda: MultiViewGenerator(norm="layer"), "unknown norm 'layer'"),
+    ]
+    for build, message in cases:
+        with pytest.raises(ModelConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+            build()
+        assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)

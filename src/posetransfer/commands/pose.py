@@ -91,7 +91,8 @@ def _extract(args) -> int:
     poses, no_person, unreadable = extract_poses_from_files(list(names.values()), backend, progress=not args.no_progress)
     if len(unreadable) == 1 and not args.skip_unreadable:  # one bad file: its own message is the line
         path = next(iter(unreadable))
-        raise DataError(path, f"{unreadable[path].split(': ', 1)[-1]}; nothing written (--skip-unreadable leaves it out)")
+        problem = unreadable[path].removeprefix(f"{path}: ")
+        raise DataError(path, f"{problem}; nothing written (--skip-unreadable leaves it out)")
     for msg in unreadable.values():
         print(f"unreadable: {msg}", file=sys.stderr)
     if unreadable and not args.skip_unreadable:

@@ -48,6 +48,9 @@ def generate_pairs(
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     gen = load_generator(checkpoint, device)
     dataset = gen.dataset(data, split, pairs)
+    from posetransfer.training.base import check_image_sizes
+
+    check_image_sizes(gen.nets, dataset, split or "data")
     n = len(dataset) if limit is None else min(limit, len(dataset))
     if n == 0:
         raise DataError(Path(data), "no pairs to generate")

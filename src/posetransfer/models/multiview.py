@@ -51,7 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posetransfer.errors import ModelConfigError
+from posetransfer.errors import ConfigError, ModelConfigError
+from posetransfer.models.validation import check_int, check_number, check_positive_ints
 
 __all__ = [
     "BiConvLSTM",
@@ -71,7 +72,7 @@ _NORMS = ("instance", "batch", "none")
 
 
 def _check_norm(norm: str) -> None:
-    if norm not in _NORMS:
+    if not isinstance(norm, str) or norm not in _NORMS:
         raise ModelConfigError(f"unknown norm {norm!r}; expected one of {', '.join(_NORMS)}")
 
 
@@ -417,6 +418,14 @@ class MultiViewGenerator(nn.Module):
         super().__init__()
         _check_norm(norm)
         _check_norm(pose_norm)
+        check_positive_ints(image_channels=image_channels, pose_channels=pose_channels, base_channels=base_channels,
+                            n_down=n_down, pose_base_channels=pose_base_channels, lstm_kernel_size=lstm_kernel_size,
+                            max_sources=max_sources)  # fmt: skip
+        check_int("n_res", n_res, 0)
+        check_int("fusion_blocks", fusion_blocks, 0)
+        if lstm_hidden_channels is not None:
+            check_int("lstm_hidden_channels", lstm_hidden_channels, 1)
+        check_number("init_gain", init_gain, 0.0)
         if n_down < 1:
             raise ModelConfigError(f"n_down must be at least 1, got {n_down}")
         if max_sources < 1:

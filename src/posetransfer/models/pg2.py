@@ -37,9 +37,9 @@ POSE_EMBEDDINGS: tuple[str, ...] = ("concat", "ce", "hme")
 
 
 def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ModelConfigError(f"{name} must be a positive int, got {value!r}")
+    from posetransfer.models.validation import check_positive_ints
+
+    check_positive_ints(**values)  # ModelConfigError (a ValueError) naming the argument
 
 
 def _check_image(x: torch.Tensor, channels: int, size: tuple[int, int] | None, name: str) -> None:
@@ -140,8 +140,9 @@ class G1(nn.Module):
             num_blocks=num_blocks,
             z_dim=z_dim,
         )
-        if pose_embedding not in POSE_EMBEDDINGS:
-            raise ModelConfigError(f"pose_embedding must be one of {POSE_EMBEDDINGS}, got {pose_embedding!r}")
+        from posetransfer.models.validation import check_choice
+
+        check_choice("pose_embedding", pose_embedding, POSE_EMBEDDINGS)
         factor = 2 ** (num_blocks - 1)
         self.image_size = check_divisible(
             image_size, factor, f"G1 with num_blocks={num_blocks} halves it {num_blocks - 1} times"
@@ -258,8 +259,9 @@ class G2(nn.Module):
     ):
         super().__init__()
         _check_positive(image_channels=image_channels, base_channels=base_channels, num_blocks=num_blocks)
-        if not isinstance(top_skip, bool):
-            raise ModelConfigError(f"top_skip must be a bool, got {top_skip!r}")
+        from posetransfer.models.validation import check_bool
+
+        check_bool("top_skip", top_skip)
         factor = 2 ** (num_blocks - 1)
         # G2 is fully convolutional; image_size is validated so that the U-Net levels align.
         self.image_size = check_divisible(

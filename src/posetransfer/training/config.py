@@ -155,6 +155,16 @@ class OptimConfig(StrictModel):
 
     lr: PositiveFloat = 2e-5
     betas: tuple[float, float] = (0.5, 0.999)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        # Adam's running-average coefficients: each in [0, 1) (torch.optim.Adam's own check, made
+        # here so a bad --set optim.betas is a config error naming the key, not a trace at step 0)
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"each beta must be in [0, 1), got {list(value)}")
+        return value
+
     weight_decay: float = Field(default=0.0, ge=0.0)
     #: learning rate of the discriminator optimizer; ``null`` = same as ``lr``
     dis_lr: PositiveFloat | None = None
@@ -346,10 +356,32 @@ def _check_networks(task_cls: Any, model: dict[str, Any], init_from: dict[str, A
             if key not in params and not takes_any:
                 allowed = ", ".join(k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD)
                 errors.append((("model", name, key), f"not an argument of {cls.__name__} (arguments: {allowed})"))
+                continue
+        if not any(loc[:2] == ("model", name) for loc, _ in errors):
+            errors += _try_build(cls, name, kwargs)
     for name in task_cls.required_init:
         if name not in init_from:
             errors.append((("init_from", name), f"missing: task {task_cls.name!r} loads network {name!r} from a checkpoint"))
     return errors
+
+
+def _try_build(cls: type, name: str, kwargs: dict[str, Any]) -> list:
+    """Build the network on the ``meta`` device (no memory, no weights) to run its own argument
+    checks (:mod:`posetransfer.models.validation`) while the config is validated: a bad value is
+    reported with its key and file before any run folder or data is touched."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            cls(**kwargs)
+    except (ConfigError, ValueError, TypeError) as err:
+        text = " ".join(str(err).split())
+        key = text.split(" ")[0].rstrip(":")
+        loc = ("model", name, key) if key in kwargs else ("model", name)
+        return [(loc, f"{text} ({cls.__name__})")]
+    except Exception:  # noqa: BLE001 - something the meta device cannot do: the real build will tell
+        return []
+    return []
 
 
 def _message(err: dict[str, Any]) -> str:

@@ -284,7 +284,7 @@ def betas_out_of_range(env):
 @case
 def image_size_mismatch_train(env):
     out = env.tmp / "r"
-    return Case(["train", TINY, "--out", str(out), *_sets(env.synth, 1, "model.g1.image_size=[128,64]")],
+    return Case(["train", TINY, "--out", str(out), *_sets(env.synth, 1, "data.image_size=[128,64]")],
                 EXIT_BAD_INPUT, [env.synth / "train" / "images", "64x32", "128x64"], absent=[out])  # fmt: skip
 
 

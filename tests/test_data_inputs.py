@@ -116,7 +116,7 @@ def test_spec_checks():
         InputSpec(mask={"thickness": 3})
     assert InputSpec(mask={"closing": 3, "radius": 2}) == InputSpec(mask={"radius": 2, "closing": 3})
     assert InputSpec().at_size((8, 4)).image_size == (8, 4)
-    with pytest.raises(ValueError, match="frame is"):
+    with pytest.raises(ValueError, match="model works at"):
         InputSpec(image_size=(8, 4)).at_size((16, 8))
     with pytest.raises(ConfigError, match=r"data.mask.*unknown parameter"):
         config_from_dict({"task": "pg2_stage1", "model": {"g1": {}}, "data": {"train": "x", "mask": {"bogus": 1}},

@@ -43,13 +43,6 @@ class TrainingError(PosetransferError):
     """Training cannot go on (e.g. a loss became NaN); the last checkpoint on disk is intact."""
 
 
-class ModelConfigError(ConfigError, ValueError):
-    """A network's constructor argument is out of its documented range or of the wrong type.
-
-    Also a ``ValueError`` so callers that build networks directly keep catching what they did.
-    """
-
-
 class OutputError(PosetransferError):
     """An output cannot be written (exists without ``--overwrite``, not a folder, not writable)."""
 

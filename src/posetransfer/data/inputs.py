@@ -91,7 +91,8 @@ class InputSpec:
     def at_size(self, size: tuple[int, int]) -> "InputSpec":
         """This spec for a ``size`` frame (a data set whose spec leaves the size to its images)."""
         if self.image_size is not None and tuple(self.image_size) != tuple(size):
-            raise ValueError(f"the model's frame is {self.image_size}, the data's images are {tuple(size)}")
+            (mh, mw), (dh, dw) = self.image_size, size
+            raise ValueError(f"the images are {dh}x{dw} (height x width) but the model works at {mh}x{mw}")
         return dataclasses.replace(self, image_size=(int(size[0]), int(size[1])))
 
     def _size(self) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from posetransfer.errors import ModelConfigError
+from posetransfer.models.validation import check_image_size
 
 __all__ = [
     "ConvReLU",
@@ -77,9 +78,6 @@ def check_divisible(image_size: tuple[int, int] | list[int], factor: int, what: 
 
     Returns the size as a tuple of two ints.
     """
-    from posetransfer.errors import ModelConfigError
-    from posetransfer.models.validation import check_image_size
-
     height, width = check_image_size(image_size)
     if height % factor or width % factor:
         raise ModelConfigError(

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from posetransfer.errors import ModelConfigError
+from posetransfer.models.validation import check_bool, check_choice, check_positive_ints
 from posetransfer.models.blocks import (
     ConvReLU,
     SimpleResidualBlock,
@@ -37,8 +38,6 @@ POSE_EMBEDDINGS: tuple[str, ...] = ("concat", "ce", "hme")
 
 
 def _check_positive(**values: int) -> None:
-    from posetransfer.models.validation import check_positive_ints
-
     check_positive_ints(**values)  # ModelConfigError (a ValueError) naming the argument
 
 
@@ -140,8 +139,6 @@ class G1(nn.Module):
             num_blocks=num_blocks,
             z_dim=z_dim,
         )
-        from posetransfer.models.validation import check_choice
-
         check_choice("pose_embedding", pose_embedding, POSE_EMBEDDINGS)
         factor = 2 ** (num_blocks - 1)
         self.image_size = check_divisible(
@@ -259,8 +256,6 @@ class G2(nn.Module):
     ):
         super().__init__()
         _check_positive(image_channels=image_channels, base_channels=base_channels, num_blocks=num_blocks)
-        from posetransfer.models.validation import check_bool
-
         check_bool("top_skip", top_skip)
         factor = 2 ** (num_blocks - 1)
         # G2 is fully convolutional; image_size is validated so that the U-Net levels align.

@@ -81,8 +81,12 @@ def build_model(model: str, dataset: str, device: torch.device, channels_last: b
     return task, nets
 
 
-def _batch(model: str, batch: int, size: tuple[int, int], device: torch.device) -> dict[str, Any]:
-    raw = synthetic_group_batch(batch, size, MULTIVIEW_SOURCES) if model == "multiview" else synthetic_pair_batch(batch, size)
+def _batch(task, model: str, batch: int, size: tuple[int, int], device: torch.device) -> dict[str, Any]:
+    spec = task.input_spec()  # the task's own model inputs (data.inputs)
+    if model == "multiview":
+        raw = synthetic_group_batch(batch, size, MULTIVIEW_SOURCES, inputs=spec)
+    else:
+        raw = synthetic_pair_batch(batch, size, inputs=spec)
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in raw.items()}
 
 
@@ -93,7 +97,7 @@ def bench_model(
     """Time ``model`` on ``dataset``: best of ``repeats`` timed batches after one warm-up."""
     task, nets = build_model(model, dataset, device, width=width)
     size = SIZES[dataset]
-    inputs = _batch(model, batch, size, device)
+    inputs = _batch(task, model, batch, size, device)
     final = task.final_output
 
     def run() -> torch.Tensor:

@@ -372,20 +372,29 @@ class DeviceBatches:
         border = ds.augment.border if isinstance(ds.augment, Augment) else "replicate"
         images, kp = augment_batch(images, kp, [s for s, _ in drawn] + [t for _, t in drawn], border)
         b = len(keys)
+        spec = ds.inputs
         size = ds.size
         tk = kp[b:]
-        return {
+        out: dict[str, Any] = {
             "source_image": _to_model_range(images[:b]),
-            "target_image": _to_model_range(images[b:]),
             "source_keypoints": kp[:b],
+            "target_image": _to_model_range(images[b:]),
             "target_keypoints": tk,
-            "target_heatmaps": pose_heatmaps(tk, size, ds.heatmap, ds.radius, ds.sigma),
-            "target_coords": coordinate_vector(tk, size),
-            "target_stick": stick_figure(tk, size, ds.stick_thickness),
-            "target_mask": pose_mask(tk, size, ds.mask_radius, ds.mask_closing)[:, None],
-            "source_name": [ds.pairs[i][0] for _, i in keys],
-            "target_name": [ds.pairs[i][1] for _, i in keys],
         }
+        for name in spec.encodings:  # the data set's own encodings, as data.inputs.encode_pose
+            if name == "heatmaps":
+                out["target_heatmaps"] = pose_heatmaps(tk, size, spec.heatmap, spec.radius, spec.sigma)
+            elif name == "coords":
+                out["target_coords"] = coordinate_vector(tk, size)
+            elif name == "stick":
+                out["target_stick"] = stick_figure(tk, size, spec.stick_thickness)
+            elif name == "mask":
+                out["target_mask"] = pose_mask(tk, size, **spec.mask_kwargs)[:, None]
+            else:
+                raise ConfigError(f"train.data_path=device: no device encoding for {name!r}")
+        out["source_name"] = [ds.pairs[i][0] for _, i in keys]
+        out["target_name"] = [ds.pairs[i][1] for _, i in keys]
+        return out
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for items in self.batch_sampler:

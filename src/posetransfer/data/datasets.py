@@ -127,7 +127,10 @@ class PairDataset(_Base):
 
     ``pairs`` overrides the data set's pairs file: a path to a ``from,to`` CSV or a list of
     (source, target) names. ``augment`` (e.g. :class:`posetransfer.data.transforms.Augment`)
-    is applied to source and target independently with the item's seeded rng.
+    is applied to source and target independently with the item's seeded rng, or with one draw
+    for both when it has ``pair=True`` (the released PG2 data's pair flips).
+    ``mask_protocol`` names the ``target_mask`` (:mod:`posetransfer.pose.masks`; "pg2" = PG2's
+    released ``_getPoseMask``).
     """
 
     def __init__(
@@ -145,12 +148,14 @@ class PairDataset(_Base):
         stick_thickness: int | None = None,
         mask_radius: int = 4,
         mask_closing: int = 5,
+        mask_protocol: str = "pg2",
     ) -> None:
         if heatmap not in ("disk", "gaussian"):
             raise ValueError(f"heatmap must be 'disk' or 'gaussian', got {heatmap!r}")
         super().__init__(path, split, augment, size, seed)
         self.heatmap, self.radius, self.sigma = heatmap, int(radius), float(sigma)
         self.stick_thickness, self.mask_radius, self.mask_closing = stick_thickness, int(mask_radius), int(mask_closing)
+        self.mask_protocol = mask_protocol
         self.pairs = self._read_and_validate_pairs(pairs)
 
     def _read_and_validate_pairs(self, pairs) -> list[tuple[str, str]]:
@@ -187,8 +192,11 @@ class PairDataset(_Base):
             raise IndexError(index)
         source_name, target_name = self.pairs[index]
         rng = self._rng(index) if self.augment is not None else None
-        source, source_kp = self._load(source_name, rng)
-        target, target_kp = self._load(target_name, rng)
+        if rng is not None and getattr(self.augment, "pair", False):
+            (source, source_kp), (target, target_kp) = self._load_pair(source_name, target_name, rng)
+        else:
+            source, source_kp = self._load(source_name, rng)
+            target, target_kp = self._load(target_name, rng)
         size = self.size
         heatmaps = encodings.pose_heatmaps(target_kp, size, kind=self.heatmap, radius=self.radius, sigma=self.sigma)
         return {
@@ -200,11 +208,22 @@ class PairDataset(_Base):
             "target_coords": torch.from_numpy(encodings.coordinate_vector(target_kp, size)),
             "target_stick": torch.from_numpy(encodings.stick_figure(target_kp, size, thickness=self.stick_thickness)),
             "target_mask": torch.from_numpy(
-                encodings.pose_mask(target_kp, size, radius=self.mask_radius, closing=self.mask_closing)
+                encodings.pose_mask(
+                    target_kp, size, radius=self.mask_radius, closing=self.mask_closing, protocol=self.mask_protocol
+                )
             )[None],
             "source_name": source_name,
             "target_name": target_name,
         }
+
+    def _load_pair(self, source_name: str, target_name: str, rng: np.random.Generator):
+        """Source and target with ONE augmentation draw for both (``Augment(pair=True)``)."""
+        source = (read_image(self.files.images_dir / source_name, self.size),
+                  drop_out_of_frame(self.annotations[source_name], self.size))  # fmt: skip
+        target = (read_image(self.files.images_dir / target_name, self.size),
+                  drop_out_of_frame(self.annotations[target_name], self.size))  # fmt: skip
+        (s_img, s_kp), (t_img, t_kp) = self.augment.apply_pair(source, target, rng)  # type: ignore[union-attr]
+        return (s_img, drop_out_of_frame(s_kp, self.size)), (t_img, drop_out_of_frame(t_kp, self.size))
 
 
 class MultiViewDataset(_Base):

@@ -38,15 +38,27 @@ class EvaluationSet:
     targets: np.ndarray  # (N, H, W, 3) uint8
     target_keypoints: np.ndarray  # (N, 18, 2) float32
     images_dir: Path
+    source_keypoints: np.ndarray | None = None  # (N, 18, 2) float32, the condition images'
 
-    def masks(self) -> np.ndarray:
-        """The targets' PG2 pose masks ``(N, H, W)`` uint8 (mask-SSIM, mask-IS, masked L1)."""
-        from posetransfer.pose.encodings import pose_mask
+    def masks(self, protocol: str = "pg2", of: str = "target") -> np.ndarray:
+        """Pose masks ``(N, H, W)`` uint8 of ``protocol`` (:mod:`posetransfer.pose.masks`).
 
+        ``of="target"``: of the targets' keypoints (PG2's paper and PATN's ``getMetrics``).
+        ``of="condition"``: of the condition images' keypoints, which is what PG2's released
+        ``score_mask.py`` reads (its ``mask`` folder, written by ``trainer.py`` from ``mask_fixed``,
+        the condition image's ``pose_mask_r4_0``; docs/protocols.md).
+        """
+        from posetransfer.pose.masks import protocol_mask
+
+        if of not in ("target", "condition"):
+            raise ValueError(f"masks of 'target' or 'condition', got {of!r}")
+        kps = self.target_keypoints if of == "target" else self.source_keypoints
+        if kps is None:
+            raise ValueError("this evaluation set has no condition-image keypoints")
         h, w = self.targets.shape[1:3]
         out = np.empty((len(self.targets), h, w), dtype=np.uint8)
         for i in range(0, len(out), 512):
-            out[i : i + 512] = pose_mask(self.target_keypoints[i : i + 512], (h, w)) > 0.5
+            out[i : i + 512] = protocol_mask(kps[i : i + 512], (h, w), protocol) > 0.5
         return out
 
 
@@ -107,6 +119,7 @@ def load_evaluation_set(
         targets=np.stack(targets),
         target_keypoints=np.stack([annotations[t] for _, t in pairs]).astype(np.float32),
         images_dir=files.images_dir,
+        source_keypoints=np.stack([annotations[s] for s, _ in pairs]).astype(np.float32),
     )
 
 
@@ -231,11 +244,14 @@ def evaluate_set(
     device: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda s: None,
+    pg2_mask_of: str = "target",
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Compute ``metrics`` on a loaded :class:`EvaluationSet` -> (metrics.json dict, per-pair values).
 
     ``bound=None`` applies PATN's 40-pixel white padding exactly on 176-wide images (its
-    DeepFashion protocol) and none otherwise. The Inception and LPIPS networks run on ``device``
+    DeepFashion protocol, for ``ssim_patn`` and ``is``) and none otherwise. ``pg2_mask_of``: whose
+    keypoints make the pg2 mask of ``mask_ssim_pg2`` / ``mask_is`` / ``masked_l1``: "target"
+    (PG2's paper) or "condition" (PG2's released ``score_mask.py``). The Inception and LPIPS networks run on ``device``
     (default: CUDA when available); SSIM and the pixel metrics on the CPU.
     """
     weights = weights or WeightPaths()
@@ -243,8 +259,10 @@ def evaluate_set(
     width = data.generated.shape[2]
     if bound is None:
         bound = 40 if width == PATN_DEEPFASHION_WIDTH else 0
-    needs_masks = any(m in M.MASK_METRICS for m in metrics)
-    masks = data.masks() if needs_masks else None
+    masks = data.masks("pg2", of=pg2_mask_of) if any(m in M.PG2_MASK_METRICS for m in metrics) else None
+    if masks is not None and pg2_mask_of != "target":
+        log(f"pg2 masks of the {pg2_mask_of} images' keypoints (PG2's released score_mask.py)")
+    patn_masks = data.masks("patn") if any(m in M.PATN_MASK_METRICS for m in metrics) else None
     inception = real = lpips_model = None
     if any(m in M.INCEPTION_METRICS for m in metrics):
         from posetransfer.evaluation.inception import load_fid_inception
@@ -261,7 +279,7 @@ def evaluate_set(
     per_pair: dict[str, np.ndarray] = {}
     try:
         result = M.compute_metrics(
-            data.generated, data.targets, masks, [m for m in metrics if m != "pckh"], bound=bound,
+            data.generated, data.targets, masks, [m for m in metrics if m != "pckh"], patn_masks=patn_masks, bound=bound,
             inception=inception, real_stats=real, lpips_model=lpips_model, per_pair=per_pair, progress=progress,
         )  # fmt: skip
     except ValueError as err:  # too few images for IS splits / FID statistics, ...
@@ -275,7 +293,7 @@ def evaluate_set(
     for extra in ("is_std", "mask_is_std"):
         if extra in result:
             ordered[extra] = result[extra]
-    if any(m in metrics for m in ("ssim_patn", "mask_ssim_patn")):
+    if any(m in metrics for m in ("ssim_patn", "mask_ssim_patn", "is")):
         ordered["ssim_patn_bound"] = bound
     ordered["pairs"] = result["pairs"]
     return ordered, per_pair
@@ -302,6 +320,7 @@ def run_evaluation(
     show: int = 8,
     progress: bool = False,
     log: Callable[[str], None] = lambda s: None,
+    pg2_mask_of: str = "target",
 ) -> dict[str, float]:
     """Evaluate ``generated_dir`` against ``data`` and write ``metrics.json``, ``table.md`` and
     ``report.html`` into ``out_dir``; returns the metrics. ``metrics=None``: see :func:`plan_metrics`."""
@@ -315,7 +334,7 @@ def run_evaluation(
     log(f"{len(data_set.pairs)} generated images; metrics: {', '.join(plan)}")
     values, per_pair = evaluate_set(
         data_set, plan, bound=bound, weights=weights, fid_real=fid_real, pose_backend=pose_backend,
-        progress=progress, log=log,
+        progress=progress, log=log, pg2_mask_of=pg2_mask_of,
     )  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,15 @@ class PairDataConfig(StrictModel):
     sigma: float = Field(default=6.0, gt=0)
     #: probability of a left-right flip (PG2 sec. 4.1: "we do left-right flip for both datasets")
     flip: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: flip the two images of a pair together (one draw per pair), as the released PG2 data does
+    #: (convert_market.py / convert_DF.py add the pairs of a flipped copy of the training folder);
+    #: false: source and target flipped independently
+    pair_flip: bool = True
+    #: values of the pose heatmaps G1 sees: "0,1" (the paper's sec. 3.1 wording) or "-1,1" (the
+    #: released trainer.py, ``_load_batch_pair_pose``: ``poses = poses*2-1``)
+    heatmap_range: Literal["0,1", "-1,1"] = "0,1"
+    #: the pose mask M_B of the loss (posetransfer.pose.masks): "pg2" = the released _getPoseMask
+    mask: Literal["pg2", "patn", "pg2_torso"] = "pg2"
     #: a control, not a paper row: G1 sees all-zero pose inputs, so it cannot know the target pose
     #: (the "pose-blind" baseline of the demo: what G1 learns from the condition image alone)
     blind_pose: bool = False
@@ -99,15 +108,18 @@ class _PG2Task(Task):
             heatmap=data.heatmap,
             radius=data.radius,
             sigma=data.sigma,
-            augment=Augment(flip=data.flip) if augment and data.flip > 0 else None,
+            augment=Augment(flip=data.flip, pair=data.pair_flip) if augment and data.flip > 0 else None,
             pairs=pairs,
             seed=self.config.train.seed,
+            mask_protocol=data.mask,
         )
 
     def _g1(self, nets: Nets, batch: Batch) -> torch.Tensor:
         g1 = nets["g1"]
         embedding = getattr(g1, "module", g1).pose_embedding
         pose = batch["target_coords"] if embedding == "ce" else batch["target_heatmaps"]
+        if embedding != "ce" and self.data_cfg.heatmap_range == "-1,1":  # type: ignore[attr-defined]
+            pose = pose * 2 - 1  # the released trainer's poses*2-1
         if self.data_cfg.blind_pose:  # type: ignore[attr-defined]
             pose = torch.zeros_like(pose)
         return g1(batch["source_image"], pose)
@@ -142,7 +154,7 @@ class _PG2Task(Task):
         data: PairDataConfig = self.data_cfg  # type: ignore[assignment]
         return PairDataset(
             path, split=split, heatmap=data.heatmap, radius=data.radius, sigma=data.sigma, pairs=pairs,
-            seed=self.config.train.seed,
+            seed=self.config.train.seed, mask_protocol=data.mask,
         )
 
 

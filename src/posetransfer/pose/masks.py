@@ -104,47 +104,33 @@ def _pg2_disk(radius: int) -> np.ndarray:
 def _stamp_disks(n: int, height: int, width: int, idx, rows, cols, stencil: np.ndarray) -> np.ndarray:
     """Union over centres ``(idx, rows, cols)`` of ``stencil`` clipped to the frame, ``(n, H, W)`` uint8.
 
-    Stamping a symmetric stencil at every centre is dilating the centre pixels with it. The
-    canvas is padded by the stencil's radius so that centres just outside the frame (a present
-    keypoint outside the picture) still stamp the part of their disk that reaches inside; the
-    padding also keeps the frames of the stacked batch apart.
+    The stencil's offsets are added to every distinct centre and the in-frame pixels set by one
+    fancy-index assignment (a centre outside the frame, i.e. a present keypoint outside the
+    picture, still stamps the part of its disk that reaches inside, as ``_getSparseKeypoint``'s
+    bounds check does). A pose has a few hundred centres, many shared by several limbs, so this
+    touches far fewer pixels than a dilation of the whole frame.
     """
     r = stencil.shape[0] // 2
-    ph, pw = height + 2 * r, width + 2 * r
-    canvas = np.zeros((n, ph, pw), dtype=np.uint8)
-    rows = np.asarray(rows, dtype=np.int64) + r
-    cols = np.asarray(cols, dtype=np.int64) + r
-    keep = (rows >= 0) & (rows < ph) & (cols >= 0) & (cols < pw)  # farther ones cannot reach the frame
-    canvas[np.asarray(idx)[keep], rows[keep], cols[keep]] = 1
-    if r > 0 and keep.any():
-        tall = canvas.reshape(n * ph, pw)
-        # the disk is a union of centred rectangles (its rows' half-widths), and dilating by a
-        # union is the max of the dilations by each: separable rectangle dilations are several
-        # times faster in OpenCV than one non-rectangular stencil
-        out = np.zeros_like(tall)
-        for kernel in _rectangles(stencil):
-            np.maximum(out, cv2.dilate(tall, kernel), out=out)
-        canvas = out.reshape(n, ph, pw)
-    return canvas[:, r : r + height, r : r + width]
-
-
-def _rectangles(stencil: np.ndarray) -> list[np.ndarray]:
-    """Centred all-ones rectangles (odd sizes) whose union is the symmetric ``stencil``."""
-    r = stencil.shape[0] // 2
-    half = [int(np.flatnonzero(row).max()) - r if row.any() else -1 for row in stencil[r:]]  # per |dy|
-    rects, seen = [], set()
-    for dy in range(r + 1):
-        dx = half[dy]
-        if dx < 0:
-            continue
-        tallest = max(k for k in range(r + 1) if half[k] >= dx)  # rows reaching at least dx
-        if (tallest, dx) not in seen:
-            seen.add((tallest, dx))
-            kernel = np.zeros_like(stencil)
-            kernel[r - tallest : r + tallest + 1, r - dx : r + dx + 1] = 1
-            rects.append(kernel)
-    assert np.array_equal(np.maximum.reduce(rects), stencil)
-    return rects
+    canvas = np.zeros((n, height, width), dtype=np.uint8)
+    idx, rows, cols = (np.asarray(v, dtype=np.int64) for v in (idx, rows, cols))
+    near = (rows >= -r) & (rows < height + r) & (cols >= -r) & (cols < width + r)  # others cannot reach in
+    pw, ph = width + 2 * r, height + 2 * r
+    key = np.unique((idx[near] * ph + rows[near] + r) * pw + cols[near] + r)
+    if not len(key):
+        return canvas
+    idx, rest = np.divmod(key, ph * pw)
+    rows, cols = np.divmod(rest, pw)
+    rows, cols = rows - r, cols - r
+    dy, dx = np.nonzero(stencil)
+    dy, dx = dy - r, dx - r
+    flat = canvas.reshape(-1)
+    for s in range(0, len(key), 65536):  # bounded temporaries
+        yy = rows[s : s + 65536, None] + dy[None]
+        xx = cols[s : s + 65536, None] + dx[None]
+        inside = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
+        pixel = (idx[s : s + 65536, None] * height + yy) * width + xx
+        flat[pixel[inside]] = 1
+    return canvas
 
 
 def _limb_arrays() -> tuple[np.ndarray, np.ndarray]:

@@ -129,3 +129,30 @@ def test_patn_bound_pads_the_inception_score_too():
     assert padded == pytest.approx(inception_score_from_probs(padded_probs)[0], abs=1e-9)
     plain = compute_metrics(gen, gen, None, ["is"], inception=net, bound=0)["is"]
     assert plain == pytest.approx(inception_score_from_probs(plain_probs)[0], abs=1e-9)
+
+
+def test_mask_is_patn_scores_the_patn_masked_images(mini_market):
+    """getMetrics_market.py lines 105-108: IS of create_masked_image(generated) (the patn mask)."""
+    import torch
+
+    from posetransfer.evaluation.inception import inception_outputs
+
+    class TinyInception(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(3.0))
+
+        def forward(self, x):
+            m = x.mean(dim=(2, 3))
+            return m, self.scale * torch.cat([m, -m.sum(1, keepdim=True), torch.zeros_like(m[:, :1])], 1)
+
+    gen, tgt, _, tgt_kp, _ = _real_pairs(mini_market)
+    gen, tgt, tgt_kp = gen[:20], tgt[:20], tgt_kp[:20]
+    net = TinyInception().eval()
+    from posetransfer.pose.masks import patn_mask, pg2_mask
+
+    out = compute_metrics(gen, tgt, pg2_mask(tgt_kp, (128, 64)), ["mask_is", "mask_is_patn"], inception=net,
+                          patn_masks=patn_mask(tgt_kp, (128, 64)))  # fmt: skip
+    ref = inception_score_from_probs(inception_outputs(net, np.stack(_ref_patn_masked(gen, tgt_kp)))[1])[0]
+    assert out["mask_is_patn"] == pytest.approx(ref, abs=1e-9)
+    assert out["mask_is_patn"] != pytest.approx(out["mask_is"], abs=1e-6)

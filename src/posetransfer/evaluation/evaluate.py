@@ -193,7 +193,7 @@ def plan_metrics(
     if find_weights("fid_inception", weights.inception):
         plan += list(M.INCEPTION_METRICS)
     else:
-        notes.append("is, mask_is, fid skipped: the Inception weights are not on this machine (ask for them with --metrics to download)")
+        notes.append("is, mask_is, mask_is_patn, fid skipped: the Inception weights are not on this machine (ask for them with --metrics to download)")
     if find_weights("alexnet", weights.alexnet) and find_weights("lpips_alex", weights.lpips):
         plan.append("lpips")
     else:
@@ -290,7 +290,7 @@ def evaluate_set(
         pred = estimate_keypoints(data.generated, pose_backend, progress=progress)
         result["pckh"], _, _ = pckh(pred, data.target_keypoints)
     ordered = {m: result[m] for m in M.ALL_METRICS if m in result}
-    for extra in ("is_std", "mask_is_std"):
+    for extra in ("is_std", "mask_is_std", "mask_is_patn_std"):
         if extra in result:
             ordered[extra] = result[extra]
     if any(m in metrics for m in ("ssim_patn", "mask_ssim_patn", "is")):

@@ -17,6 +17,7 @@ Names (the keys of ``metrics.json``):
 ``is``             Inception Score, 10 splits (Salimans et al. 2016), TF-Inception 1008-way softmax;
                    with ``bound=40`` on the white-padded images (PATN's ``getMetrics_fashion.py``)
 ``mask_is``        the IS of the generated images times the pg2 mask (PG2 Table 1 "mask-IS")
+``mask_is_patn``   the IS of the generated images times the patn mask (PATN's ``getMetrics_market.py``)
 ``fid``            FID (Heusel et al. 2017), 2048-d pool3 features, real statistics of a real set
 ``lpips``          LPIPS-Alex v0.1, per pair then averaged
 ``pckh``           PCKh (PATN's ``calPCKH_*.py``), needs a pose estimator on the generated images
@@ -37,15 +38,15 @@ from scipy.special import rel_entr
 from posetransfer.evaluation.ssim import add_bounding, apply_mask, ssim_patn, ssim_pg2
 
 CHEAP_METRICS = ("ssim_pg2", "ssim_patn", "mask_ssim_pg2", "mask_ssim_patn", "psnr", "l1", "masked_l1")
-INCEPTION_METRICS = ("is", "mask_is", "fid")
+INCEPTION_METRICS = ("is", "mask_is", "mask_is_patn", "fid")
 ALL_METRICS = CHEAP_METRICS + INCEPTION_METRICS + ("lpips", "pckh")
-MASK_METRICS = ("mask_ssim_pg2", "mask_ssim_patn", "masked_l1", "mask_is")
+MASK_METRICS = ("mask_ssim_pg2", "mask_ssim_patn", "masked_l1", "mask_is", "mask_is_patn")
 PG2_MASK_METRICS = ("mask_ssim_pg2", "masked_l1", "mask_is")  # the pg2 mask (``masks``)
-PATN_MASK_METRICS = ("mask_ssim_patn",)  # the patn mask (``patn_masks``)
+PATN_MASK_METRICS = ("mask_ssim_patn", "mask_is_patn")  # the patn mask (``patn_masks``)
 # Which way is better, for the report's best/worst pairs and the comparison table.
 HIGHER_IS_BETTER = {
     "ssim_pg2": True, "ssim_patn": True, "mask_ssim_pg2": True, "mask_ssim_patn": True,
-    "psnr": True, "l1": False, "masked_l1": False, "is": True, "mask_is": True,
+    "psnr": True, "l1": False, "masked_l1": False, "is": True, "mask_is": True, "mask_is_patn": True,
     "fid": False, "lpips": False, "pckh": True,
 }  # fmt: skip
 
@@ -171,7 +172,7 @@ def compute_metrics(
 
     ``generated``, ``target``: uint8 ``(N, H, W, 3)``; ``masks``: the pg2 pose masks ``(N, H, W)``
     (of the targets' keypoints: PG2's protocol) for ``mask_ssim_pg2`` / ``mask_is`` / ``masked_l1``;
-    ``patn_masks``: the patn masks for ``mask_ssim_patn``; ``bound``: PATN's white padding for
+    ``patn_masks``: the patn masks for ``mask_ssim_patn`` / ``mask_is_patn``; ``bound``: PATN's white padding for
     ``ssim_patn`` / ``mask_ssim_patn`` and ``is`` (40 on 176-wide DeepFashion, 0 elsewhere:
     PATN's ``getMetrics_fashion.py`` pads before both IS and SSIM). ``inception``
     (:func:`.inception.load_fid_inception`) is needed by ``is`` / ``mask_is`` / ``fid``, ``real_stats``
@@ -243,5 +244,8 @@ def compute_metrics(
         if "mask_is" in metrics:
             _, mprobs = inception_outputs(inception, masked_g, progress=progress)
             out["mask_is"], out["mask_is_std"] = inception_score_from_probs(mprobs, is_splits)
+        if "mask_is_patn" in metrics:
+            _, pprobs = inception_outputs(inception, patn_g, progress=progress)
+            out["mask_is_patn"], out["mask_is_patn_std"] = inception_score_from_probs(pprobs, is_splits)
     out["pairs"] = int(len(generated))
     return out

@@ -24,6 +24,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("is", "IS"),
     ("mask_ssim_pg2", "mask-SSIM (PG2)"),
     ("mask_is", "mask-IS"),
+    ("mask_is_patn", "mask-IS (PATN)"),
     ("ssim_patn", "SSIM (PATN)"),
     ("mask_ssim_patn", "mask-SSIM (PATN)"),
     ("fid", "FID"),

@@ -16,7 +16,7 @@ from posetransfer import __version__
 from posetransfer.errors import PosetransferError
 
 # Order = order in --help.
-COMMAND_MODULES = ("demo", "data", "bench", "pose", "transfer", "train", "generate", "evaluate", "study")
+COMMAND_MODULES = ("demo", "data", "bench", "pose", "transfer", "train", "generate", "evaluate", "study", "serve")
 # Commands that tune glibc's malloc at start-up (``POSETRANSFER_NO_MALLOC_TUNING=1`` turns it off).
 MALLOC_TUNED_COMMANDS = ("train", "demo")
 

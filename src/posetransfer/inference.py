@@ -49,6 +49,9 @@ class TransferResult:
     frames: list[Frame]  # how each source photo was framed
     canvases: list[np.ndarray]  # the original source photos
     notes: list[str]
+    # every output of the task's ``generate`` (PG2 stage II: ``stage1`` and ``stage2``), uint8 HxWx3;
+    # ``image`` is ``stages[task.final_output]`` (the studio shows both stages)
+    stages: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def on_canvas(self, index: int = 0) -> np.ndarray:
         """The generated image pasted back over source ``index``'s original photo."""
@@ -240,8 +243,10 @@ class Pipeline:
             frames.append(win)
         target_kp, pose_notes = self.target_keypoints(pose)
         notes += pose_notes
-        out = self.task.generate(self.nets, self.batch(framed, target_kp))[self.task.final_output]
-        return TransferResult(_to_uint8(out[0]), framed, target_kp, frames, canvases, notes)
+        outputs = self.task.generate(self.nets, self.batch(framed, target_kp))
+        final = self.task.final_output
+        stages = {k: _to_uint8(v[0]) for k, v in outputs.items() if k == final or (v.ndim == 4 and v.shape[1] == 3)}
+        return TransferResult(stages[final], framed, target_kp, frames, canvases, notes, stages)
 
     def __call__(self, sources: ImageLike | Sequence[ImageLike], pose: PoseLike, on_canvas: bool = False) -> np.ndarray:
         """The generated image (uint8 HxWx3): in the model frame, or pasted on the first source photo."""

@@ -60,6 +60,11 @@ def register(subparsers) -> None:
 
     register_prepare(sub)
 
+    # `data import deepfashion|market` (the official downloads -> the field's layouts).
+    from posetransfer.commands.data_import import register_import
+
+    register_import(sub)
+
 
 def _synth(args) -> int:
     from posetransfer.data.synth import synthesize

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
             "metrics: ssim_pg2, ssim_patn, mask_ssim_pg2, mask_ssim_patn, psnr, l1, masked_l1, plus "
             "is/mask_is/fid and lpips when their weights are on this machine and pckh when a pose "
             "backend is installed. Weights are looked up in the --*-weights path, then "
-            "$POSETRANSFER_WEIGHTS_DIR, then ~/.cache/posetransfer, then downloaded."
+            "$POSETRANSFER_WEIGHTS_DIR, then the cache ($XDG_CACHE_HOME/posetransfer or "
+            "~/.cache/posetransfer), then downloaded. `evaluate fid-stats DIR` caches real FID statistics."
         ),
     )
     p.add_argument("--generated", type=Path, help="folder of generated <from-stem>___<to-stem>.png images")
@@ -48,14 +49,52 @@ def register(subparsers) -> None:
                    help="whose keypoints make the pg2 mask of mask_ssim_pg2 / mask_is / masked_l1: the target's "
                         "(PG2's paper, default) or the condition image's (PG2's released score_mask.py)")  # fmt: skip
     p.add_argument("--fid-real", type=Path, default=None,
-                   help="real images for FID: a folder (statistics cached) or an .npz with mu and sigma (default: the data set's images)")  # fmt: skip
+                   help="real images for fid / fid_gfla / fid_cfld: a folder (statistics cached) or an .npz of `evaluate fid-stats` (its protocol must match; default: the data set's training split)")  # fmt: skip
     p.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--alexnet-weights", default=None, help="local alexnet-owt-7be5be79.pth (LPIPS)")
     p.add_argument("--lpips-weights", default=None, help="local LPIPS v0.1 alex.pth")
-    p.add_argument("--pose-backend", default="mediapipe", help="pose estimator for PCKh (default: mediapipe)")
+    p.add_argument("--inception-gfla-weights", default=None, help="local inception_v3_google-0cc3c7bd.pth (torchvision's; fid_gfla, fid_cfld)")
+    p.add_argument("--openpose-weights", default=None, help="local body_pose_model.pth (the openpose backend of pckh)")
+    p.add_argument("--pose-backend", default=None,
+                   help="pose estimator for PCKh (default: openpose when body_pose_model.pth is found, reported as pckh; else mediapipe, reported as pckh_mediapipe)")  # fmt: skip
     p.add_argument("--show", type=int, default=8, help="best and worst pairs shown in report.html (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
+    sub = p.add_subparsers(dest="evaluate_command", metavar="{fid-stats}")
+    f = sub.add_parser(
+        "fid-stats",
+        help="cache the FID statistics of a folder of real images (mu, sigma, n, protocol) in an .npz",
+        description="Compute the real-set statistics of an FID protocol once; pass the .npz to `evaluate --fid-real`.",
+    )
+    f.add_argument("folder", type=Path, metavar="DIR", help="folder of real images (usually the training split)")
+    f.add_argument("--protocol", default="fid", choices=("fid", "fid_gfla", "fid_cfld"),
+                   help="fid: pytorch-fid's TF-Inception; fid_gfla: torchvision's Inception v3 as GFLA's script "
+                        "(last incomplete batch of 64 dropped); fid_cfld: the same with every image (default fid)")  # fmt: skip
+    f.add_argument("--out", required=True, type=Path, help="the .npz to write")
+    f.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth (--protocol fid)")
+    f.add_argument("--inception-gfla-weights", default=None, help="local inception_v3_google-0cc3c7bd.pth (--protocol fid_gfla / fid_cfld)")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    f.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bars")
+    f.set_defaults(func=run_fid_stats)
+
+
+def run_fid_stats(args: argparse.Namespace) -> int:
+    import torch
+
+    from posetransfer.evaluation import fid as FID
+    from posetransfer.errors import DataError
+
+    if args.out.exists() and not args.overwrite:
+        raise DataError(args.out, "already exists (pass --overwrite to replace it)")
+    FID.list_real_images(args.folder, args.protocol)  # a bad folder fails before any weights are loaded
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    weights = args.inception_weights if args.protocol == "fid" else args.inception_gfla_weights
+    model = FID.load_network(args.protocol, weights).to(device)
+    mu, sigma, n = FID.folder_statistics(args.protocol, model, args.folder, progress=not args.no_progress)
+    FID.write_statistics(args.out, args.protocol, mu, sigma, n, overwrite=args.overwrite)
+    print(f"wrote {args.out}: {args.protocol} statistics of {n} images of {args.folder}", file=sys.stderr)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
 
     values = run_evaluation(
         args.generated, args.data, args.out, split=args.split, metrics=args.metrics, bound=args.patn_bound,
-        weights=WeightPaths(args.inception_weights, args.alexnet_weights, args.lpips_weights),
+        weights=WeightPaths(args.inception_weights, args.alexnet_weights, args.lpips_weights,
+                            args.inception_gfla_weights, args.openpose_weights),
         fid_real=args.fid_real, pose_backend=args.pose_backend, name=args.name, show=args.show,
         progress=not args.no_progress, log=log, pg2_mask_of=args.pg2_mask_of,
     )  # fmt: skip

@@ -23,12 +23,16 @@ def _add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="mediapipe", help="pose backend (default mediapipe: pip install 'posetransfer[pose]')")
     p.add_argument("--visibility", type=float, default=0.5,
                    help="keypoints the backend sees with less confidence are missing (default 0.5)")
+    p.add_argument("--openpose-weights", default=None, metavar="PTH",
+                   help="local body_pose_model.pth for --backend openpose (else $POSETRANSFER_WEIGHTS_DIR, the cache, a download)")
 
 
 def make_backend(args):
     from posetransfer.pose.extract import get_backend
 
     options = {"visibility_threshold": args.visibility} if args.backend == "mediapipe" else {}
+    if args.backend == "openpose":
+        options = {"weights": getattr(args, "openpose_weights", None)}
     return get_backend(args.backend, **options)
 
 

@@ -9,7 +9,6 @@ and ``report.html`` (best and worst pairs).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ import torch
 
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.evaluation import metrics as M
-from posetransfer.evaluation.weights import cache_dir, find_weights
 from posetransfer.pose.io import read_annotations
-from posetransfer.utils.io import atomic_path, atomic_write_json, atomic_write_text, read_image
+from posetransfer.utils.io import atomic_write_json, atomic_write_text, read_image
+from posetransfer.utils.weights import find_weights
 
 SEPARATOR = "___"
 PATN_DEEPFASHION_WIDTH = 176  # PATN pads exactly these images with 40 white columns per side
@@ -127,44 +126,14 @@ def load_evaluation_set(
 
 
 def real_statistics(
-    inception, source: str | Path, *, cache: bool = True, progress: bool = False
+    inception, source: str | Path, *, cache: bool = True, progress: bool = False, protocol: str = "fid"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance of the pool3 features of a real set: a folder of images (cached to
-    ``~/.cache/posetransfer/fid_stats/<key>.npz``, the key hashing the folder path and its files'
-    names, sizes and times) or an ``.npz`` holding ``mu`` and ``sigma`` (pytorch-fid's format)."""
-    from posetransfer.data.layouts import list_images
-    from posetransfer.evaluation.inception import inception_outputs
+    """Mean and covariance of the features of a real set by an FID ``protocol``: a folder of images
+    (cached to ``<cache>/fid_stats/``) or an ``.npz`` of :func:`.fid.write_statistics` /
+    pytorch-fid; see :func:`posetransfer.evaluation.fid.real_statistics`."""
+    from posetransfer.evaluation.fid import real_statistics as by_protocol
 
-    source = Path(source)
-    if source.suffix == ".npz":
-        if not source.is_file():
-            raise DataError(source, "FID statistics file does not exist")
-        try:
-            with np.load(source) as z:
-                return z["mu"], z["sigma"]
-        except (OSError, KeyError, ValueError) as err:
-            raise DataError(source, f"not an FID statistics file with mu and sigma ({err})") from None
-    names = list_images(source)
-    if len(names) < 2:
-        raise DataError(source, "the FID real set needs at least 2 images")
-    h = hashlib.sha1(str(source.resolve()).encode())
-    for n in names:
-        st = (source / n).stat()
-        h.update(f"{n}:{st.st_size}:{st.st_mtime_ns}".encode())
-    cached = cache_dir() / "fid_stats" / f"{h.hexdigest()[:16]}.npz"
-    if cache and cached.is_file():
-        with np.load(cached) as z:
-            return z["mu"], z["sigma"]
-    feats = []
-    for i in range(0, len(names), 200):  # read in chunks: a full real set does not fit in memory
-        batch = np.stack([read_image(source / n) for n in names[i : i + 200]])
-        feats.append(inception_outputs(inception, batch, progress=progress)[0])
-    mu, sigma = M.feature_statistics(np.concatenate(feats))
-    if cache:
-        with atomic_path(cached) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, mu=mu, sigma=sigma)
-    return mu, sigma
+    return by_protocol(protocol, inception, source, cache=cache, progress=progress)
 
 
 # ----------------------------------------------------------------------------- the whole run
@@ -175,6 +144,8 @@ class WeightPaths:
     inception: str | None = None
     alexnet: str | None = None
     lpips: str | None = None
+    inception_gfla: str | None = None  # torchvision's inception_v3_google (fid_gfla, fid_cfld)
+    openpose: str | None = None  # body_pose_model.pth (the openpose pose backend, pckh)
 
 
 def plan_metrics(
@@ -194,15 +165,31 @@ def plan_metrics(
         plan += list(M.INCEPTION_METRICS)
     else:
         notes.append("is, mask_is, mask_is_patn, fid skipped: the Inception weights are not on this machine (ask for them with --metrics to download)")
+    if find_weights("inception_v3_google", weights.inception_gfla):
+        plan.append("fid_gfla")  # GFLA's FID, when torchvision's Inception v3 is on this machine
     if find_weights("alexnet", weights.alexnet) and find_weights("lpips_alex", weights.lpips):
         plan.append("lpips")
     else:
         notes.append("lpips skipped: the AlexNet / LPIPS weights are not on this machine (ask for it with --metrics to download)")
-    if pose_backend and _pose_backend_available(pose_backend):
+    backend = pckh_backend(pose_backend, weights)
+    if backend == "openpose" or _pose_backend_available(backend):
         plan.append("pckh")
     else:
-        notes.append(f"pckh skipped: the pose backend {pose_backend!r} is not installed (pip install 'posetransfer[pose]')")
+        notes.append(f"pckh skipped: the pose backend {backend!r} is not installed (pip install 'posetransfer[pose]')")
     return plan, notes
+
+
+def pckh_backend(pose_backend: str | None, weights: WeightPaths) -> str:
+    """The estimator behind ``pckh``: the one asked for, else ``openpose`` (the network that made
+    the annotations, as PATN's calPCKH) when its weights are on this machine, else ``mediapipe``."""
+    if pose_backend:
+        return pose_backend
+    return "openpose" if find_weights("openpose_body", weights.openpose) else "mediapipe"
+
+
+def pckh_key(backend: str) -> str:
+    """metrics.json key of a PCKh: ``pckh`` only for PATN's estimator, ``pckh_<backend>`` otherwise."""
+    return "pckh" if backend == "openpose" else f"pckh_{backend}"
 
 
 def _pose_backend_available(name: str) -> bool:
@@ -215,17 +202,24 @@ def _pose_backend_available(name: str) -> bool:
     return True
 
 
-def estimate_keypoints(images: np.ndarray, backend_name: str, *, progress: bool = False) -> np.ndarray:
+def estimate_keypoints(
+    images: np.ndarray, backend_name: str, *, progress: bool = False, openpose_weights: str | None = None
+) -> np.ndarray:
     """Keypoints ``(N, 18, 2)`` of the generated images by the pose backend; all missing (-1) where
-    it finds no person, which PCKh then counts as wrong (as OpenPose's empty output in PATN)."""
+    it finds no person, which PCKh then counts as wrong (as OpenPose's empty output in PATN). The
+    ``openpose`` backend runs on each image exactly as PATN's compute_coordinates (no resizing
+    or retries of :func:`~posetransfer.pose.extract.extract_pose`)."""
     from tqdm import tqdm
 
     from posetransfer.pose.extract import NoPersonError, extract_pose, get_backend
     from posetransfer.pose.schema import empty_pose
 
-    backend = get_backend(backend_name)
+    backend = get_backend(backend_name, **({"weights": openpose_weights} if backend_name == "openpose" else {}))
     out = np.empty((len(images), 18, 2), dtype=np.float32)
     for i in tqdm(range(len(images)), desc="pose", unit="img", disable=not progress, leave=False):
+        if hasattr(backend, "pose_cords"):
+            out[i] = backend.pose_cords(images[i])[0]
+            continue
         try:
             out[i] = extract_pose(images[i], backend).keypoints
         except NoPersonError:
@@ -240,7 +234,7 @@ def evaluate_set(
     bound: int | None = None,
     weights: WeightPaths | None = None,
     fid_real: str | Path | None = None,
-    pose_backend: str = "mediapipe",
+    pose_backend: str | None = None,
     device: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda s: None,
@@ -251,8 +245,10 @@ def evaluate_set(
     ``bound=None`` applies PATN's 40-pixel white padding exactly on 176-wide images (its
     DeepFashion protocol, for ``ssim_patn`` and ``is``) and none otherwise. ``pg2_mask_of``: whose
     keypoints make the pg2 mask of ``mask_ssim_pg2`` / ``mask_is`` / ``masked_l1``: "target"
-    (PG2's paper) or "condition" (PG2's released ``score_mask.py``). The Inception and LPIPS networks run on ``device``
-    (default: CUDA when available); SSIM and the pixel metrics on the CPU.
+    (PG2's paper) or "condition" (PG2's released ``score_mask.py``). The Inception and LPIPS
+    networks run on ``device`` (default: CUDA when available); SSIM and the pixel metrics on the
+    CPU. ``pose_backend=None``: see :func:`pckh_backend`; the PCKh key names the estimator
+    (:func:`pckh_key`).
     """
     weights = weights or WeightPaths()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -272,31 +268,73 @@ def evaluate_set(
             real_source = Path(fid_real) if fid_real else data.images_dir
             log(f"FID real statistics from {real_source}")
             real = real_statistics(inception, real_source, progress=progress)
-    if "lpips" in metrics:
+    if "lpips" in metrics or "lpips_gfla" in metrics:
         from posetransfer.evaluation.lpips import load_lpips_alex
 
         lpips_model = load_lpips_alex(weights.alexnet, weights.lpips).to(device)
+    from posetransfer.evaluation import fid as FID
+
+    tv_protocols = [m for m in metrics if m in FID.TORCHVISION_PROTOCOLS]
+    tv_real: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if tv_protocols:
+        tv_net = FID.load_network(tv_protocols[0], weights.inception_gfla).to(device)
+        real_source = Path(fid_real) if fid_real else data.images_dir
+        for protocol in tv_protocols:
+            log(f"{protocol} real statistics from {real_source}")
+            tv_real[protocol] = FID.real_statistics(protocol, tv_net, real_source, progress=progress)
     per_pair: dict[str, np.ndarray] = {}
     try:
         result = M.compute_metrics(
-            data.generated, data.targets, masks, [m for m in metrics if m != "pckh"], patn_masks=patn_masks, bound=bound,
+            data.generated, data.targets, masks, [m for m in metrics if m in M.COMPUTED_BY_COMPUTE_METRICS],
+            patn_masks=patn_masks, bound=bound,
             inception=inception, real_stats=real, lpips_model=lpips_model, per_pair=per_pair, progress=progress,
         )  # fmt: skip
+        for protocol in tv_protocols:
+            feats = FID.features(protocol, tv_net, data.generated)
+            result[protocol] = M.frechet_distance(*M.feature_statistics(feats), *tv_real[protocol])
+            if protocol == "fid_gfla":
+                result["fid_gfla_images"] = int(len(feats))  # GFLA drops the last incomplete batch of 64
+        _protocol_metrics(data, metrics, result, per_pair, lpips_model)
     except ValueError as err:  # too few images for IS splits / FID statistics, ...
         raise PosetransferError(f"cannot compute the metrics: {err}") from None
-    if "pckh" in metrics:
+    for wanted in [m for m in metrics if m in ("pckh", "pckh_mediapipe")]:
         from posetransfer.evaluation.pck import pckh
 
-        pred = estimate_keypoints(data.generated, pose_backend, progress=progress)
-        result["pckh"], _, _ = pckh(pred, data.target_keypoints)
+        backend = "mediapipe" if wanted == "pckh_mediapipe" else pckh_backend(pose_backend, weights)
+        key = pckh_key(backend)
+        if key in result:
+            continue
+        if wanted == "pckh" and key != "pckh":
+            log(f"PCKh estimated with {backend}, reported as {key}: PATN's pckh needs the OpenPose "
+                "network that made the annotations (body_pose_model.pth, --openpose-weights)")
+        pred = estimate_keypoints(data.generated, backend, progress=progress, openpose_weights=weights.openpose)
+        result[key], _, _ = pckh(pred, data.target_keypoints)
     ordered = {m: result[m] for m in M.ALL_METRICS if m in result}
-    for extra in ("is_std", "mask_is_std", "mask_is_patn_std"):
+    ordered.update({k: v for k, v in result.items() if k.startswith("pckh_") and k not in ordered})
+    for extra in ("is_std", "mask_is_std", "mask_is_patn_std", "fid_gfla_images"):
         if extra in result:
             ordered[extra] = result[extra]
     if any(m in metrics for m in ("ssim_patn", "mask_ssim_patn", "is")):
         ordered["ssim_patn_bound"] = bound
     ordered["pairs"] = result["pairs"]
     return ordered, per_pair
+
+
+def _protocol_metrics(data: EvaluationSet, metrics: Sequence[str], result: dict, per_pair: dict, lpips_model) -> None:
+    """The SSIM / LPIPS conventions of GFLA, PIDM and CFLD (:mod:`.protocols`), into ``result``."""
+    from posetransfer.evaluation import protocols as P
+
+    for name, fn in (("ssim_gfla", P.ssim_gfla), ("ssim_pidm", P.ssim_pidm)):
+        if name in metrics:
+            per_pair[name] = fn(data.generated, data.targets)
+            result[name] = float(np.mean(per_pair[name]))
+    if "lpips_gfla" in metrics:
+        from posetransfer.evaluation.lpips import lpips_distances
+
+        d = per_pair.get("lpips")
+        if d is None:
+            d = lpips_distances(lpips_model, data.generated, data.targets)
+        result["lpips_gfla"] = P.lpips_gfla(d)
 
 
 def write_metrics_json(path: str | Path, values: dict[str, float]) -> None:
@@ -315,7 +353,7 @@ def run_evaluation(
     bound: int | None = None,
     weights: WeightPaths | None = None,
     fid_real: str | Path | None = None,
-    pose_backend: str = "mediapipe",
+    pose_backend: str | None = None,
     name: str | None = None,
     show: int = 8,
     progress: bool = False,
@@ -331,6 +369,10 @@ def run_evaluation(
     for n in notes:
         log(n)
     data_set = load_evaluation_set(generated_dir, data, split, progress=progress)
+    if fid_real is None and any(m in plan for m in ("fid", "fid_gfla", "fid_cfld")):
+        from posetransfer.evaluation.fid import default_real_folder
+
+        fid_real = default_real_folder(data, split, log)  # the training split, as GFLA and PIDM
     log(f"{len(data_set.pairs)} generated images; metrics: {', '.join(plan)}")
     values, per_pair = evaluate_set(
         data_set, plan, bound=bound, weights=weights, fid_real=fid_real, pose_backend=pose_backend,

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posetransfer.evaluation.weights import WeightsError, load_state_dict
+from posetransfer.utils.weights import WeightsError, load_state_dict
 
 NUM_CLASSES = 1008
 FEATURE_DIM = 2048

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from posetransfer.evaluation.weights import WeightsError, load_state_dict
+from posetransfer.utils.weights import WeightsError, load_state_dict
 
 # lpips' ScalingLayer constants (lpips/pretrained_networks + lpips/lpips.py).
 SHIFT = (-0.030, -0.088, -0.188)

@@ -20,7 +20,14 @@ Names (the keys of ``metrics.json``):
 ``mask_is_patn``   the IS of the generated images times the patn mask (PATN's ``getMetrics_market.py``)
 ``fid``            FID (Heusel et al. 2017), 2048-d pool3 features, real statistics of a real set
 ``lpips``          LPIPS-Alex v0.1, per pair then averaged
-``pckh``           PCKh (PATN's ``calPCKH_*.py``), needs a pose estimator on the generated images
+``pckh``           PCKh (PATN's ``calPCKH_*.py``) with the keypoints of the OpenPose network that made
+                   the annotations (the ``openpose`` pose backend)
+``pckh_mediapipe`` the same PCKh with mediapipe's keypoints (when the OpenPose weights are absent)
+``fid_gfla``       FID with torchvision's Inception v3 as GFLA's ``script/metrics.py`` (.inception_gfla)
+``fid_cfld``       the same network with every image, as CFLD's ``models/metrics.py`` (.fid)
+``ssim_gfla``      GFLA's ``ssim``: float images in [0, 1], data range 1, 51x51 uniform window
+``ssim_pidm``      PIDM's ``ssim_256``: PATN's convention with a Gaussian sigma of 1.2 instead of 1.5
+``lpips_gfla``     LPIPS-Alex v0.1 over GFLA's batches of 64, the last incomplete batch dropped
 =================  ==========================================================================
 
 Every image function takes uint8 ``(N, H, W, 3)`` arrays; masks are ``(N, H, W)`` in {0, 1}.
@@ -39,7 +46,10 @@ from posetransfer.evaluation.ssim import add_bounding, apply_mask, ssim_patn, ss
 
 CHEAP_METRICS = ("ssim_pg2", "ssim_patn", "mask_ssim_pg2", "mask_ssim_patn", "psnr", "l1", "masked_l1")
 INCEPTION_METRICS = ("is", "mask_is", "mask_is_patn", "fid")
-ALL_METRICS = CHEAP_METRICS + INCEPTION_METRICS + ("lpips", "pckh")
+# Named conventions of later tables (GFLA, PIDM, CFLD), computed by evaluation.evaluate / .protocols.
+PROTOCOL_METRICS = ("fid_gfla", "fid_cfld", "ssim_gfla", "ssim_pidm", "lpips_gfla", "pckh_mediapipe")
+ALL_METRICS = CHEAP_METRICS + INCEPTION_METRICS + ("lpips", "pckh") + PROTOCOL_METRICS
+COMPUTED_BY_COMPUTE_METRICS = CHEAP_METRICS + INCEPTION_METRICS + ("lpips",)
 MASK_METRICS = ("mask_ssim_pg2", "mask_ssim_patn", "masked_l1", "mask_is", "mask_is_patn")
 PG2_MASK_METRICS = ("mask_ssim_pg2", "masked_l1", "mask_is")  # the pg2 mask (``masks``)
 PATN_MASK_METRICS = ("mask_ssim_patn", "mask_is_patn")  # the patn mask (``patn_masks``)
@@ -48,6 +58,7 @@ HIGHER_IS_BETTER = {
     "ssim_pg2": True, "ssim_patn": True, "mask_ssim_pg2": True, "mask_ssim_patn": True,
     "psnr": True, "l1": False, "masked_l1": False, "is": True, "mask_is": True, "mask_is_patn": True,
     "fid": False, "lpips": False, "pckh": True,
+    "fid_gfla": False, "fid_cfld": False, "ssim_gfla": True, "ssim_pidm": True, "lpips_gfla": False, "pckh_mediapipe": True,
 }  # fmt: skip
 
 

@@ -33,8 +33,14 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("l1", "L1"),
     ("masked_l1", "masked L1"),
     ("pckh", "PCKh"),
+    ("pckh_mediapipe", "PCKh (mediapipe)"),
+    ("fid_gfla", "FID (GFLA)"),
+    ("fid_cfld", "FID (CFLD)"),
+    ("ssim_gfla", "SSIM (GFLA)"),
+    ("ssim_pidm", "SSIM (PIDM)"),
+    ("lpips_gfla", "LPIPS (GFLA)"),
 )
-_DECIMALS = {"fid": 2, "psnr": 2}
+_DECIMALS = {"fid": 2, "psnr": 2, "fid_gfla": 2, "fid_cfld": 2}
 
 
 def _fmt(key: str, value: object) -> str:

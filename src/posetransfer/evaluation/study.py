@@ -5,7 +5,8 @@ PG2 showed raters a shuffled mix of 55 real and 55 generated images for one seco
 R2G (the share of *real* images rated generated) and G2R (the share of *generated* images rated real).
 
 :func:`export_study` writes the image set and its answer key; :func:`score_study` scores collected
-answers. The web page that shows the images comes later.
+answers. The web page that shows the images, one second each, and stores the answers is
+:mod:`posetransfer.studio.study` (``posetransfer serve --study``), which uses both.
 
 Files:
 

@@ -11,21 +11,18 @@ constructor arguments. Each ``||.||_1`` is the mean absolute difference over a l
 
 The network is torchvision's ``vgg19().features`` rebuilt here (no torchvision dependency) with
 the same module indices, so torchvision's ImageNet state dict (``features.N.weight``/``.bias``)
-loads as it is. Weights are looked up, in order, at: the explicit ``weights_path``; the folder in
-``$POSETRANSFER_WEIGHTS_DIR``; ``~/.cache/posetransfer``; otherwise they are downloaded from
-torchvision's URL into the first of those folders and checked against the hash prefix in the file
-name (torchvision's convention: the first 8 hex digits of the file's sha256). Any failure is a
-:class:`~posetransfer.errors.CheckpointError` naming the file, where it comes from and where to
+loads as it is. Weights come from the one registry (:mod:`posetransfer.utils.weights`, entry
+``vgg19``), looked up, in order, at: the explicit ``weights_path``; the folder in
+``$POSETRANSFER_WEIGHTS_DIR``; the XDG cache (``~/.cache/posetransfer``); otherwise they are
+downloaded from torchvision's URL and checked against the hash prefix in the file name
+(torchvision's convention: the first 8 hex digits of the file's sha256). Any failure is a
+:class:`~posetransfer.utils.weights.WeightsError` (a
+:class:`~posetransfer.errors.CheckpointError`) naming the file, where it comes from and where to
 put it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from posetransfer.errors import CheckpointError, ConfigError
-from posetransfer.utils.io import atomic_path
+from posetransfer.utils import weights as W
 
 __all__ = [
     "DEFAULT_LAYERS",
@@ -45,13 +42,12 @@ __all__ = [
     "VGG19_URL",
     "VGG19Features",
     "VGGPerceptualLoss",
-    "download_weights",
     "resolve_vgg19_weights",
     "weights_dirs",
 ]
 
-VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
-WEIGHTS_ENV = "POSETRANSFER_WEIGHTS_DIR"
+VGG19_URL = W.REGISTRY["vgg19"].url
+WEIGHTS_ENV = W.ENV_DIR
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -87,86 +83,22 @@ def _file_name(url: str) -> str:
     return url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _hash_prefix(file_name: str) -> str | None:
-    """torchvision's ``check_hash`` convention: ``name-<sha256 prefix>.ext``."""
-    m = re.search(r"-([a-f0-9]{8,})\.", file_name)
-    return m.group(1) if m else None
-
-
 def weights_dirs() -> list[Path]:
-    """Folders searched for downloaded weights, in order: ``$POSETRANSFER_WEIGHTS_DIR``, the cache."""
-    dirs = []
-    env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        dirs.append(Path(env).expanduser())
-    dirs.append(Path.home() / ".cache" / "posetransfer")
-    return dirs
-
-
-def download_weights(url: str, dest: Path, *, timeout: float = 60.0, progress: bool = True) -> Path:
-    """Download ``url`` to ``dest`` atomically, checking the sha256 prefix of the file name.
-
-    Nothing is left at ``dest`` unless the whole file arrived and its hash matches. Raises
-    :class:`CheckpointError` on any failure. ``progress`` shows a tqdm bar on stderr.
-    """
-    from tqdm import tqdm
-
-    expected = _hash_prefix(_file_name(url))
-    dest = Path(dest)
-    sha = hashlib.sha256()
-    try:
-        with atomic_path(dest) as tmp:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as fh:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress
-                ) as bar:
-                    while chunk := response.read(1 << 20):
-                        sha.update(chunk)
-                        fh.write(chunk)
-                        bar.update(len(chunk))
-            if expected is not None and not sha.hexdigest().startswith(expected):
-                raise CheckpointError(
-                    f"{url}: downloaded file's sha256 {sha.hexdigest()[:len(expected)]}... does not "
-                    f"match the {expected} in its name (corrupt or interrupted download); "
-                    f"nothing was written to {dest}"
-                )
-    except CheckpointError:
-        raise
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        raise CheckpointError(f"could not download {url} to {dest}: {err}") from None
-    return dest
+    """Folders searched for downloaded weights, in order (the registry's): ``$POSETRANSFER_WEIGHTS_DIR``, the cache."""
+    return W.search_dirs()
 
 
 def resolve_vgg19_weights(
     weights_path: str | Path | None = None, *, url: str = VGG19_URL, download: bool = True
 ) -> Path:
-    """Find (or fetch) the ImageNet VGG19 weights file; see the module docstring for the order."""
+    """Find (or fetch) the ImageNet VGG19 weights file through the weights registry
+    (:mod:`posetransfer.utils.weights`, entry ``vgg19``); see the module docstring for the order."""
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
-            raise CheckpointError(f"{path}: VGG19 weights file does not exist")
+            raise W.WeightsError(f"{path}: VGG19 weights file does not exist")
         return path
-    name = _file_name(url)
-    dirs = weights_dirs()
-    for d in dirs:
-        if (d / name).is_file():
-            return d / name
-    where = " or ".join(str(d / name) for d in dirs)
-    if not download:
-        raise CheckpointError(
-            f"VGG19 ImageNet weights {name} not found at {where}, and downloading is off; "
-            f"download {url} and put it there, or pass its path (`weights_path`; in a training config, `--set loss.vgg_weights=PATH`)"
-        )
-    try:
-        return download_weights(url, dirs[0] / name)
-    except CheckpointError as err:
-        raise CheckpointError(
-            f"VGG19 ImageNet weights {name} are needed by the perceptual loss and were not found "
-            f"at {where}; the download failed ({err}). Download {url} yourself (torchvision's "
-            f"state dict) and put it at {dirs[0] / name} (or in the folder named by ${WEIGHTS_ENV}), "
-            f"or pass its path (`weights_path`; in a training config, `--set loss.vgg_weights=PATH`)"
-        ) from None
+    return W.resolve_weights("vgg19", download=download, url=None if url == VGG19_URL else url)
 
 
 def _load_state_dict(path: Path) -> dict[str, Tensor]:

@@ -3,8 +3,10 @@
 The field's annotation files (SPEC.md section 1) were made with OpenPose; no maintained package
 ships OpenPose's COCO-18 model, so a *backend* turns a photo into :class:`Detection` s in that
 format and everything above it (``pose extract``, ``data prepare``, ``transfer``) is
-backend-agnostic. One backend is registered: ``mediapipe`` (the optional extra
-``posetransfer[pose]``), see :mod:`posetransfer.pose.mediapipe_backend`. Tests register fakes with
+backend-agnostic. Two backends are registered: ``mediapipe`` (the optional extra
+``posetransfer[pose]``), see :mod:`posetransfer.pose.mediapipe_backend`, and ``openpose`` (CMU's
+COCO-18 body network with PATN's inference and grouping, given the converted weights
+``body_pose_model.pth``), see :mod:`posetransfer.pose.openpose_backend`. Tests register fakes with
 :func:`register_backend`.
 
 What this module adds on top of a backend, for every backend alike:
@@ -96,6 +98,8 @@ class NoPersonError(DataError):
 # name -> (module, factory attribute) for lazily imported backends, or a callable for registered ones.
 _LAZY_BACKENDS: dict[str, tuple[str, str, str]] = {
     "mediapipe": ("posetransfer.pose.mediapipe_backend", "MediapipeBackend", "pip install 'posetransfer[pose]'"),
+    # CMU's COCO-18 network as PATN runs it; needs body_pose_model.pth (weights registry, openpose_body)
+    "openpose": ("posetransfer.pose.openpose_backend", "OpenPoseBackend", "pip install scikit-image scipy"),
 }
 _BACKENDS: dict[str, Callable[..., PoseBackend]] = {}
 

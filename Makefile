@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 # The pose extra (mediapipe, for `pose extract`, `data prepare`, `transfer --pose PHOTO`) is part of
 # the set-up so that the tests exercise the real extractor; `make EXTRAS=dev` keeps the core light.
 # studio: `posetransfer serve` (FastAPI, uvicorn); studio-test: its in-process and browser tests.
-EXTRAS ?= dev,pose,studio,studio-test
+# hub: loading checkpoints by Hugging Face Hub repo id (huggingface_hub).
+EXTRAS ?= dev,pose,studio,studio-test,hub
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # glibc malloc tuning: measured 1.6-2.8x faster PG2 training steps on CPU (docs/benchmarks.md).

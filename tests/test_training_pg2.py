@@ -16,7 +16,7 @@ from posetransfer.losses.reconstruction import pose_mask_l1
 from posetransfer.training import checkpoint as ck
 from posetransfer.training.base import Trainer, train
 from posetransfer.training.config import load_config
-from posetransfer.training.inference import load_generator
+from posetransfer.inference import load_generator
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "debug" / "tiny.yaml"

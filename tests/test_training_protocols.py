@@ -79,7 +79,7 @@ def test_apply_pair_uses_one_draw_and_checks_sizes():
 def test_pg2_recipes_use_the_released_choices():
     for ds in ("market", "deepfashion"):
         cfg = load_config(REPO / "configs" / "pg2" / ds / "g1_posemaskloss.yaml", [])
-        assert cfg.data.pair_flip is True and cfg.data.heatmap_range == "-1,1" and cfg.data.mask == "pg2"
+        assert cfg.data.pair_flip is True and cfg.data.heatmap_range == "-1,1" and cfg.data.mask == {"protocol": "pg2"}
 
 
 # ---------------------------------------------------------------- PG2: {-1, 1} heatmaps

@@ -57,6 +57,7 @@ def register(subparsers) -> None:
     p.add_argument("--openpose-weights", default=None, help="local body_pose_model.pth (the openpose backend of pckh)")
     p.add_argument("--pose-backend", default=None,
                    help="pose estimator for PCKh (default: openpose when body_pose_model.pth is found, reported as pckh; else mediapipe, reported as pckh_mediapipe)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace the reports in an existing --out folder")
     p.add_argument("--show", type=int, default=8, help="best and worst pairs shown in report.html (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -87,6 +88,9 @@ def run_fid_stats(args: argparse.Namespace) -> int:
 
     if args.out.exists() and not args.overwrite:
         raise DataError(args.out, "already exists (pass --overwrite to replace it)")
+    from posetransfer.utils.io import check_output
+
+    check_output(args.out, overwrite=True)  # not a folder, and writable, before the statistics are computed
     FID.list_real_images(args.folder, args.protocol)  # a bad folder fails before any weights are loaded
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     weights = args.inception_weights if args.protocol == "fid" else args.inception_gfla_weights
@@ -99,11 +103,13 @@ def run_fid_stats(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from posetransfer.evaluation.report import compare_runs
-    from posetransfer.utils.io import atomic_write_text
+    from posetransfer.utils.io import atomic_write_text, check_output
 
     if args.compare:
         if args.generated or args.data:
             raise PosetransferError("--compare takes report folders only; leave out --generated and --data")
+        if args.out:
+            check_output(Path(args.out) / "table.md", overwrite=args.overwrite)
         table = compare_runs(args.compare)
         if args.out:
             atomic_write_text(Path(args.out) / "table.md", table)
@@ -114,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
         raise PosetransferError(f"missing {', '.join(missing)} (or use --compare RUN...)")
 
     from posetransfer.evaluation.evaluate import WeightPaths, run_evaluation
+
+    # checked before a single metric is computed (evaluation can take minutes)
+    check_output(args.out, kind="dir", overwrite=args.overwrite)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)

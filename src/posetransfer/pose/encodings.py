@@ -1,4 +1,4 @@
-"""Pose encodings the models consume, computed from keypoints alone (SPEC.md section 1).
+"""Pose encodings the models consume, computed from keypoints alone (PG2 sec. 3.1; the multi-view paper sec. 3.1).
 
 Every function is pure: keypoints ``(..., 18, 2)`` float32 ``(y, x)`` and a frame size
 ``(H, W)`` in, a float32 array out, with the same leading batch dimensions. A keypoint is

@@ -1,4 +1,4 @@
-"""The 18-keypoint pose schema of the field (OpenPose / COCO-18 order), SPEC.md section 1.
+"""The 18-keypoint pose schema of the field (OpenPose / COCO-18 order).
 
 A pose is a float32 array of shape ``(..., 18, 2)`` holding ``(y, x)`` = (row, column) pixel
 coordinates, the order of the annotation files. A missing keypoint has both coordinates ``-1``

@@ -1,7 +1,7 @@
 """Training-speed benchmark (``posetransfer bench train``) and the bf16-vs-fp32 loss-curve check.
 
 :func:`bench_train` times full training steps of a config's task on synthetic in-memory batches,
-so a recipe (e.g. PG2 on Market-1501, 000_*.txt sec. 4.1: 128x64, batch 16) can be measured
+so a recipe (e.g. PG2 on Market-1501, "Pose Guided Person Image Generation" sec. 4.1: 128x64, batch 16) can be measured
 without its data set:
 
 * the networks and optimizers are set up as :class:`~posetransfer.training.base.Trainer` does
@@ -39,9 +39,10 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import default_collate
 
 from posetransfer.errors import ConfigError
-from posetransfer.pose import encodings
+from posetransfer.data.inputs import InputSpec, model_inputs
 from posetransfer.pose.schema import MISSING
 from posetransfer.training.base import Trainer, seed_everything
 from posetransfer.training.config import Config, load_config
@@ -72,7 +73,7 @@ _REFERENCE_POSE = np.array(
 )  # fmt: skip
 _REFERENCE_SIZE = (256, 176)
 
-# tasks whose items are PairDataset items (000_*: PG2 stage I, G1+D, stage II)
+# tasks whose items are PairDataset items (PG2 stage I, G1+D, stage II)
 _PAIR_TASKS = ("pg2_stage1", "pg2_g1_d", "pg2_stage2")
 
 
@@ -98,42 +99,33 @@ def synthetic_pair_batch(
     radius: int = 4,
     sigma: float = 6.0,
     seed: int = 0,
+    inputs: InputSpec | None = None,
 ) -> dict[str, Any]:
     """A collated batch with the keys and shapes of :class:`~posetransfer.data.datasets.PairDataset`.
 
-    Images are uniform noise in [-1, 1] (speed does not depend on the pixels); poses are jittered
-    reference poses encoded with the same functions the data set uses, so masks and heatmaps have
-    realistic sparsity.
+    Images are uniform noise (speed does not depend on the pixels); poses are jittered reference
+    poses, and every item is built by :func:`posetransfer.data.inputs.model_inputs` as the data
+    set builds it, so masks and heatmaps have realistic sparsity. ``inputs`` (a task's input spec)
+    replaces ``heatmap`` / ``radius`` / ``sigma``.
     """
     h, w = size
-    gen = torch.Generator().manual_seed(seed)
+    spec = (inputs or InputSpec(heatmap=heatmap, radius=radius, sigma=sigma)).at_size(size)  # type: ignore[arg-type]
+    rng = np.random.default_rng(seed)
     source_kp = bench_poses(size, batch_size, seed=2 * seed)
     target_kp = bench_poses(size, batch_size, seed=2 * seed + 1)
-    heat = encodings.pose_heatmaps(target_kp, size, kind=heatmap, radius=radius, sigma=sigma)  # type: ignore[arg-type]
-    return {
-        "source_image": torch.rand(batch_size, 3, h, w, generator=gen) * 2 - 1,
-        "target_image": torch.rand(batch_size, 3, h, w, generator=gen) * 2 - 1,
-        "source_keypoints": torch.from_numpy(source_kp),
-        "target_keypoints": torch.from_numpy(target_kp),
-        "target_heatmaps": torch.from_numpy(np.ascontiguousarray(heat, dtype=np.float32)),
-        "target_coords": torch.from_numpy(encodings.coordinate_vector(target_kp, size)),
-        "target_stick": torch.from_numpy(encodings.stick_figure(target_kp, size)),
-        "target_mask": torch.from_numpy(encodings.pose_mask(target_kp, size))[:, None],
-        "source_name": [f"bench_{i}_a.jpg" for i in range(batch_size)],
-        "target_name": [f"bench_{i}_b.jpg" for i in range(batch_size)],
-    }
+    items = []
+    for i in range(batch_size):
+        source, target = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+        item = model_inputs(spec, [source], target_kp[i], source_keypoints=[source_kp[i]], target_image=target)
+        items.append({**item, "source_name": f"bench_{i}_a.jpg", "target_name": f"bench_{i}_b.jpg"})
+    return default_collate(items)
 
 
-def _image_size(config: Config, nets: dict[str, nn.Module]) -> tuple[int, int]:
-    """The frame of the networks (their ``image_size``), else of the data section."""
-    for net in nets.values():
-        size = getattr(net, "image_size", None)
-        if size:
-            return int(size[0]), int(size[1])
-    size = getattr(config.data, "image_size", None)
-    if size:
-        return int(size[0]), int(size[1])
-    raise ConfigError(f"{config.task}: cannot tell the image size (no network records image_size)")
+def _image_size(config: Config, task: Task) -> tuple[int, int]:
+    """The model's frame: the config's ``data.image_size`` (``Task.image_size``)."""
+    if task.image_size is None:
+        raise ConfigError(f"{config.task}: cannot tell the image size (the config has no data.image_size)")
+    return task.image_size
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,14 +234,13 @@ def _prepare_trainer(config: Config, random_init: dict[str, Config]) -> Trainer:
     return trainer
 
 
-def _batches(config: Config, size: tuple[int, int]) -> Iterator[dict[str, Any]]:
+def _batches(config: Config, size: tuple[int, int], task: Task) -> Iterator[dict[str, Any]]:
     if config.task not in _PAIR_TASKS:
         raise ConfigError(
             f"bench train: task {config.task!r} has no synthetic batches yet (supported: {', '.join(_PAIR_TASKS)})"
         )
-    data = config.data
-    kw = {"heatmap": data.heatmap, "radius": data.radius, "sigma": data.sigma}  # type: ignore[attr-defined]
-    pool = [synthetic_pair_batch(config.train.batch_size, size, seed=i, **kw) for i in range(2)]
+    spec = task.input_spec()
+    pool = [synthetic_pair_batch(config.train.batch_size, size, seed=i, inputs=spec) for i in range(2)]
     i = 0
     while True:
         yield pool[i % len(pool)]
@@ -280,8 +271,8 @@ def bench_train(
         perf.tune_malloc()
     trainer = _prepare_trainer(config, random_init or {})
     device = trainer.device
-    size = _image_size(config, trainer.nets)
-    batches = _batches(config, size)
+    size = _image_size(config, trainer.task)
+    batches = _batches(config, size, trainer.task)
     for _ in range(warmup):
         trainer.train_step(trainer._to_device(next(batches)))
     _sync(device)

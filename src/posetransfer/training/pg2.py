@@ -1,4 +1,4 @@
-"""PG2 training tasks (000_*.txt): stage I, one-stage adversarial G1+D, and stage II.
+"""PG2 training tasks ("Pose Guided Person Image Generation", Ma et al. 2017): stage I, one-stage adversarial G1+D, and stage II.
 
 Three tasks cover the six rows of the paper's Table 1:
 
@@ -24,13 +24,14 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveInt
 
 from posetransfer.data.datasets import PairDataset
+from posetransfer.data.inputs import InputSpec
 from posetransfer.data.transforms import Augment
 from posetransfer.losses.adversarial import bce_d_loss, bce_g_loss
 from posetransfer.losses.reconstruction import l1, pose_mask_l1
-from posetransfer.training.config import DataSource, StrictModel
+from posetransfer.training.config import DataSource, PoseInputConfig, StrictModel
 from posetransfer.training.tasks import Batch, Nets, Task
 
 __all__ = [
@@ -43,11 +44,14 @@ __all__ = [
 ]
 
 
-class PairDataConfig(StrictModel):
+class PairDataConfig(PoseInputConfig):
     """Data of the PG2 tasks: pair data sets and the pose encoding (PG2 sec. 3.1, 4.1)."""
 
     train: DataSource
     test: DataSource | None = None
+    #: (height, width) of the model's frame, written into the networks' ``image_size``; null =
+    #: the size the networks state (configs written before it lived here)
+    image_size: tuple[PositiveInt, PositiveInt] | None = None
     #: target pose heatmaps: "disk" (PG2: 1 within radius 4 px) or "gaussian" (PATN, sigma 6)
     heatmap: Literal["disk", "gaussian"] = "disk"
     radius: int = Field(default=4, ge=0)
@@ -61,8 +65,6 @@ class PairDataConfig(StrictModel):
     #: values of the pose heatmaps G1 sees: "0,1" (the paper's sec. 3.1 wording) or "-1,1" (the
     #: released trainer.py, ``_load_batch_pair_pose``: ``poses = poses*2-1``)
     heatmap_range: Literal["0,1", "-1,1"] = "0,1"
-    #: the pose mask M_B of the loss (posetransfer.pose.masks): "pg2" = the released _getPoseMask
-    mask: Literal["pg2", "patn", "pg2_torso"] = "pg2"
     #: a control, not a paper row: G1 sees all-zero pose inputs, so it cannot know the target pose
     #: (the "pose-blind" baseline of the demo: what G1 learns from the condition image alone)
     blind_pose: bool = False
@@ -105,14 +107,19 @@ class _PG2Task(Task):
         return PairDataset(
             source.path,
             split=source.split,
-            heatmap=data.heatmap,
-            radius=data.radius,
-            sigma=data.sigma,
             augment=Augment(flip=data.flip, pair=data.pair_flip) if augment and data.flip > 0 else None,
             pairs=pairs,
             seed=self.config.train.seed,
-            mask_protocol=data.mask,
+            inputs=self.input_spec(),
         )
+
+    def input_spec(self) -> InputSpec:
+        """One condition image; the target pose as heatmaps, coordinates, stick figure and mask."""
+        data: PairDataConfig = self.data_cfg  # type: ignore[assignment]
+        return InputSpec(
+            image_size=self.image_size, heatmap=data.heatmap, radius=data.radius, sigma=data.sigma,
+            stick_thickness=data.stick_thickness, mask=data.mask,
+        )  # fmt: skip
 
     def _g1(self, nets: Nets, batch: Batch) -> torch.Tensor:
         g1 = nets["g1"]
@@ -151,11 +158,7 @@ class _PG2Task(Task):
         ]
 
     def dataset_at(self, path: str, split: str | None = None, pairs: str | None = None) -> PairDataset:
-        data: PairDataConfig = self.data_cfg  # type: ignore[assignment]
-        return PairDataset(
-            path, split=split, heatmap=data.heatmap, radius=data.radius, sigma=data.sigma, pairs=pairs,
-            seed=self.config.train.seed, mask_protocol=data.mask,
-        )
+        return PairDataset(path, split=split, pairs=pairs, seed=self.config.train.seed, inputs=self.input_spec())
 
 
 class PG2Stage1Task(_PG2Task):

@@ -43,7 +43,11 @@ def register(subparsers) -> None:
     p.add_argument("--compare", type=Path, nargs="+", metavar="RUN", help="report folders (or metrics.json files) to tabulate, rows = runs")
     p.add_argument("--name", default=None, help="row name in the table (default: the generated folder's name)")
     p.add_argument("--patn-bound", type=int, default=None, metavar="PX",
-                   help="PATN's white padding per side for ssim_patn (default: 40 on 176-wide images, else 0)")  # fmt: skip
+                   help="PATN's white padding per side for ssim_patn, mask_ssim_patn and is, as its "
+                        "getMetrics_fashion.py (default: 40 on 176-wide images, else 0)")  # fmt: skip
+    p.add_argument("--pg2-mask-of", choices=("target", "condition"), default="target",
+                   help="whose keypoints make the pg2 mask of mask_ssim_pg2 / mask_is / masked_l1: the target's "
+                        "(PG2's paper, default) or the condition image's (PG2's released score_mask.py)")  # fmt: skip
     p.add_argument("--fid-real", type=Path, default=None,
                    help="real images for fid / fid_gfla / fid_cfld: a folder (statistics cached) or an .npz of `evaluate fid-stats` (its protocol must match; default: the data set's training split)")  # fmt: skip
     p.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth")
@@ -128,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         weights=WeightPaths(args.inception_weights, args.alexnet_weights, args.lpips_weights,
                             args.inception_gfla_weights, args.openpose_weights),
         fid_real=args.fid_real, pose_backend=args.pose_backend, name=args.name, show=args.show,
-        progress=not args.no_progress, log=log,
+        progress=not args.no_progress, log=log, pg2_mask_of=args.pg2_mask_of,
     )  # fmt: skip
     print((Path(args.out) / "table.md").read_text(encoding="utf-8"), end="")
     print(f"wrote {args.out}/metrics.json, table.md, report.html ({values['pairs']} pairs)", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""``posetransfer pose {extract,bench,library}``: keypoints from photos, extractor accuracy, built-in poses.
+"""``posetransfer pose {extract,bench,library,mask}``: keypoints from photos, extractor accuracy,
+built-in poses, pose masks by protocol.
 
 ``pose extract IMAGE... --out annotation.csv [--preview DIR]`` writes the field's annotation format
 (``name:[ys]:[xs]``, 18 keypoints, -1 = missing) for one's own photos. Photos with no person are
@@ -66,6 +67,18 @@ def register(subparsers) -> None:
     lib.add_argument("--preview", type=Path, default=None, help="folder for stick-figure images (needs --size)")
     lib.add_argument("--overwrite", action="store_true", help="replace an existing --out file and --preview images")
     lib.set_defaults(func=_library)
+
+    m = sub.add_parser("mask", help="write the pose mask of every annotation row as a PNG (pg2 or patn protocol)",
+                       description="One single-channel PNG per row of ANNOTATION, <image-stem>.png, 255 on the mask "
+                                   "and 0 elsewhere: pg2 = PG2's released _getPoseMask, patn = PATN's "
+                                   "produce_ma_mask (docs/protocols.md).")  # fmt: skip
+    m.add_argument("annotation", type=Path, metavar="ANNOTATION", help="annotation file (name:[ys]:[xs])")
+    m.add_argument("--size", type=size_hw, required=True, help="HEIGHTxWIDTH of the frame, e.g. 128x64 or 256x176")
+    m.add_argument("--protocol", choices=("pg2", "patn"), default="pg2", help="whose mask (default pg2)")
+    m.add_argument("--out", type=Path, required=True, help="folder for the masks")
+    m.add_argument("--overwrite", action="store_true", help="replace masks already in --out")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m.set_defaults(func=_mask)
 
 
 def _extract(args) -> int:
@@ -155,4 +168,39 @@ def _library(args) -> int:
 
         write_annotations(args.out, poses)
     print("\n".join(POSES))
+    return 0
+
+
+def _mask(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from posetransfer.pose.io import read_annotations
+    from posetransfer.pose.masks import protocol_mask
+    from posetransfer.utils.io import save_image
+
+    annotations = read_annotations(args.annotation)
+    if not annotations:
+        raise DataError(args.annotation, "holds no annotation rows")
+    by_stem: dict[str, str] = {}
+    for name in annotations:
+        stem = Path(name).stem
+        if stem in by_stem:
+            raise DataError(args.annotation, f"rows {by_stem[stem]!r} and {name!r} would both write {stem}.png")
+        by_stem[stem] = name
+    targets = [args.out / f"{stem}.png" for stem in by_stem]
+    existing = [t for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        raise DataError(existing[0], f"exists ({len(existing)} of the {len(targets)} masks are already in {args.out}); "
+                        "use --overwrite to replace them")  # fmt: skip
+    names = list(by_stem.values())
+    bar = tqdm(total=len(names), desc=f"{args.protocol} masks", unit="mask", disable=args.no_progress)
+    for s in range(0, len(names), 256):
+        chunk = names[s : s + 256]
+        masks = protocol_mask(np.stack([annotations[n] for n in chunk]), args.size, args.protocol)
+        for path, mask in zip(targets[s : s + 256], masks):
+            save_image(path, np.where(mask > 0.5, 255, 0).astype(np.uint8))
+        bar.update(len(chunk))
+    bar.close()
+    print(f"wrote {len(names)} {args.protocol} mask(s) of {args.size[0]}x{args.size[1]} to {args.out}")
     return 0

@@ -136,7 +136,10 @@ class PairDataset(_Base):
 
     ``pairs`` overrides the data set's pairs file: a path to a ``from,to`` CSV or a list of
     (source, target) names. ``augment`` (e.g. :class:`posetransfer.data.transforms.Augment`)
-    is applied to source and target independently with the item's seeded rng.
+    is applied to source and target independently with the item's seeded rng, or with one draw
+    for both when it has ``pair=True`` (the released PG2 data's pair flips). The ``target_mask``
+    is the ``pose_mask`` of the spec's mask arguments (``protocol`` default "pg2", PG2's released
+    ``_getPoseMask``; :mod:`posetransfer.pose.masks`).
     """
 
     def __init__(
@@ -202,14 +205,26 @@ class PairDataset(_Base):
             raise IndexError(index)
         source_name, target_name = self.pairs[index]
         rng = self._rng(index) if self.augment is not None else None
-        source, source_kp = self._load(source_name, rng)
-        target, target_kp = self._load(target_name, rng)
+        if rng is not None and getattr(self.augment, "pair", False):
+            (source, source_kp), (target, target_kp) = self._load_pair(source_name, target_name, rng)
+        else:
+            source, source_kp = self._load(source_name, rng)
+            target, target_kp = self._load(target_name, rng)
         item: dict[str, Any] = model_inputs(
             self.inputs, [source], target_kp, source_keypoints=[source_kp], target_image=target
         )
         item["source_name"] = source_name
         item["target_name"] = target_name
         return item
+
+    def _load_pair(self, source_name: str, target_name: str, rng: np.random.Generator):
+        """Source and target with ONE augmentation draw for both (``Augment(pair=True)``)."""
+        source = (read_image(self.files.images_dir / source_name, self.size),
+                  drop_out_of_frame(self.annotations[source_name], self.size))  # fmt: skip
+        target = (read_image(self.files.images_dir / target_name, self.size),
+                  drop_out_of_frame(self.annotations[target_name], self.size))  # fmt: skip
+        (s_img, s_kp), (t_img, t_kp) = self.augment.apply_pair(source, target, rng)  # type: ignore[union-attr]
+        return (s_img, drop_out_of_frame(s_kp, self.size)), (t_img, drop_out_of_frame(t_kp, self.size))
 
 
 class MultiViewDataset(_Base):

@@ -592,6 +592,13 @@ class Pix2PixGenerator(nn.Module):
     Sizes: an input whose sides are not multiples of ``2**num_downs`` (DeepFashion's 256x176,
     Market's 128x64 with 8 downs) is zero-padded around to the next multiple and the output is
     cropped back, so any size works.
+
+    ``test_mode`` is what ``eval()`` means. ``"pix2pix"`` (default): as pix2pix's released
+    ``test.py``, which calls ``model.eval()`` only under ``--eval`` (off by default) and forces
+    ``batch_size = 1``: each image is generated alone with batch norm on its own statistics and
+    dropout on (the paper, "Image-to-Image Translation with Conditional Adversarial Networks",
+    section 3.1, keeps dropout at test time as its noise), running statistics untouched.
+    ``"eval"``: PyTorch's usual eval mode (running statistics, no dropout).
     """
 
     def __init__(
@@ -604,12 +611,16 @@ class Pix2PixGenerator(nn.Module):
         norm: NormName = "batch",
         dropout: bool = True,
         init_gain: float = 0.02,
+        test_mode: str = "pix2pix",
     ):
         super().__init__()
         _check_norm(norm)
         if num_downs < 2:
             raise ModelConfigError(f"num_downs must be at least 2, got {num_downs}")
+        if test_mode not in ("pix2pix", "eval"):
+            raise ModelConfigError(f"test_mode must be 'pix2pix' or 'eval', got {test_mode!r}")
         self.num_downs = num_downs
+        self.test_mode = test_mode
         bias = norm != "batch"
         ch = [base_channels * min(2**i, 8) for i in range(num_downs)]
         self.downs = nn.ModuleList()
@@ -638,6 +649,33 @@ class Pix2PixGenerator(nn.Module):
         _init_weights(self, init_gain)
 
     def forward(self, source_image: Tensor, target_pose_map: Tensor) -> Tensor:
+        if not self.training and self.test_mode == "pix2pix":
+            return self._pix2pix_test(source_image, target_pose_map)
+        return self._unet(source_image, target_pose_map)
+
+    def _pix2pix_test(self, source_image: Tensor, target_pose_map: Tensor) -> Tensor:
+        """pix2pix's test time: one image at a time, batch norm and dropout in training mode."""
+        layers = [m for m in self.modules() if isinstance(m, (nn.BatchNorm2d, nn.Dropout))]
+        saved = [
+            (m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+            for m in layers if isinstance(m, nn.BatchNorm2d)
+        ]  # fmt: skip
+        try:
+            for m in layers:
+                m.training = True
+                if isinstance(m, nn.BatchNorm2d):
+                    m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: left as it is
+            out = [self._unet(source_image[i : i + 1], target_pose_map[i : i + 1]) for i in range(source_image.shape[0])]
+        finally:
+            for m in layers:
+                m.training = False
+            for m, momentum, tracked in saved:
+                m.momentum = momentum
+                if tracked is not None:
+                    m.num_batches_tracked.copy_(tracked)
+        return torch.cat(out)
+
+    def _unet(self, source_image: Tensor, target_pose_map: Tensor) -> Tensor:
         x = torch.cat([source_image, target_pose_map], dim=1)
         h, w = x.shape[-2:]
         m = 2**self.num_downs

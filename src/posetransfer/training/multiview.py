@@ -143,6 +143,11 @@ class Pix2PixLossConfig(StrictModel):
     l1_weight: float = Field(default=100.0, ge=0.0)
     adversarial_weight: float = Field(default=1.0, ge=0.0)
     gan_mode: GanMode = "bce"
+    #: "separate" (pix2pix's ``backward_D``, models/pix2pix_model.py of
+    #: junyanz/pytorch-CycleGAN-and-pix2pix): D called once on the fakes and once on the reals,
+    #: so batch norm normalises each on its own, and ``loss_D = (fake + real) * 0.5``;
+    #: "joint": one D call on reals and fakes concatenated (one batch-norm batch), loss summed
+    discriminator_calls: Literal["separate", "joint"] = "separate"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -395,8 +400,13 @@ class Pix2PixTask(_GroupTask):
 
     def dis_losses(self, nets: Nets, batch: Batch, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cond = self._condition(batch)
-        logits = nets["d"](torch.cat([torch.cat([cond, batch["target_image"]], 1), torch.cat([cond, out["generated"].detach()], 1)]))
-        real, fake = logits.chunk(2)
+        real_in = torch.cat([cond, batch["target_image"]], 1)
+        fake_in = torch.cat([cond, out["generated"].detach()], 1)
+        if self.loss_cfg.discriminator_calls == "separate":  # type: ignore[attr-defined]
+            fake = nets["d"](fake_in)  # pix2pix's order: fake first, then real
+            real = nets["d"](real_in)
+        else:
+            real, fake = nets["d"](torch.cat([real_in, fake_in])).chunk(2)
         return {
             "d_bce": discriminator_loss(real, fake, self.loss_cfg.gan_mode),  # type: ignore[attr-defined]
             "d_real": torch.sigmoid(real.float()).mean(),
@@ -411,9 +421,10 @@ class Pix2PixTask(_GroupTask):
         }
 
     def loss_weights(self, kind: Literal["gen", "dis"]) -> dict[str, float]:
-        if kind == "dis":
-            return {"d_bce": 1.0}
         loss: Pix2PixLossConfig = self.loss_cfg  # type: ignore[assignment]
+        if kind == "dis":
+            # pix2pix: loss_D = (loss_D_fake + loss_D_real) * 0.5
+            return {"d_bce": 0.5 if loss.discriminator_calls == "separate" else 1.0}
         return {"g_gan": loss.adversarial_weight, "l1": loss.l1_weight}
 
     @torch.no_grad()

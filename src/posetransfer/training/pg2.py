@@ -58,6 +58,13 @@ class PairDataConfig(PoseInputConfig):
     sigma: float = Field(default=6.0, gt=0)
     #: probability of a left-right flip (PG2 sec. 4.1: "we do left-right flip for both datasets")
     flip: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: flip the two images of a pair together (one draw per pair), as the released PG2 data does
+    #: (convert_market.py / convert_DF.py add the pairs of a flipped copy of the training folder);
+    #: false: source and target flipped independently
+    pair_flip: bool = True
+    #: values of the pose heatmaps G1 sees: "0,1" (the paper's sec. 3.1 wording) or "-1,1" (the
+    #: released trainer.py, ``_load_batch_pair_pose``: ``poses = poses*2-1``)
+    heatmap_range: Literal["0,1", "-1,1"] = "0,1"
     #: a control, not a paper row: G1 sees all-zero pose inputs, so it cannot know the target pose
     #: (the "pose-blind" baseline of the demo: what G1 learns from the condition image alone)
     blind_pose: bool = False
@@ -100,7 +107,7 @@ class _PG2Task(Task):
         return PairDataset(
             source.path,
             split=source.split,
-            augment=Augment(flip=data.flip) if augment and data.flip > 0 else None,
+            augment=Augment(flip=data.flip, pair=data.pair_flip) if augment and data.flip > 0 else None,
             pairs=pairs,
             seed=self.config.train.seed,
             inputs=self.input_spec(),
@@ -118,6 +125,8 @@ class _PG2Task(Task):
         g1 = nets["g1"]
         embedding = getattr(g1, "module", g1).pose_embedding
         pose = batch["target_coords"] if embedding == "ce" else batch["target_heatmaps"]
+        if embedding != "ce" and self.data_cfg.heatmap_range == "-1,1":  # type: ignore[attr-defined]
+            pose = pose * 2 - 1  # the released trainer's poses*2-1
         if self.data_cfg.blind_pose:  # type: ignore[attr-defined]
             pose = torch.zeros_like(pose)
         return g1(batch["source_image"], pose)

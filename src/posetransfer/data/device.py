@@ -5,15 +5,17 @@ decodes, augments and encodes every sample on the CPU; at PG2's Market size a GP
 faster than that. Here every image of the data set is decoded once and held as uint8 (on the
 device when it fits in :data:`DEVICE_FRACTION` of the free device memory, else in pinned host
 memory), and each batch is gathered, augmented (flip, crop, rotation, with the keypoints) and
-encoded (heatmaps, pose mask, stick figure, coordinates) in torch, batched, on the training
-device. ``train.data_path: device`` selects it (PG2 pair tasks).
+encoded (heatmaps, stick figure, coordinates) in torch, batched, on the training device; the
+pose mask, whose protocols reproduce released scripts pixel for pixel, comes from
+:func:`posetransfer.pose.encodings.pose_mask` itself, batched on the host from the augmented
+keypoints. ``train.data_path: device`` selects it (PG2 pair tasks).
 
 Both paths give the same batch: the augmentation parameters are drawn on the host from the same
 per-item generator (seed, epoch, index) and in the same order as :class:`PairDataset`, and the
 torch encodings reproduce :mod:`posetransfer.pose.encodings`: disk and Gaussian heatmaps and the
-coordinates exactly, the pose mask and the stick figure up to the rasterisation of OpenCV's
-polygons and thick lines (a few boundary pixels), warped images up to OpenCV's 5-bit fixed-point
-bilinear weights (``tests/test_data_device.py`` measures both).
+coordinates exactly, the stick figure up to the rasterisation of OpenCV's thick lines (a few
+edge pixels), warped images up to OpenCV's 5-bit fixed-point bilinear weights
+(``tests/test_data_device.py`` measures both); the mask is exact given the keypoints.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ import torch.nn.functional as F
 from posetransfer.data.datasets import PairDataset, drop_out_of_frame
 from posetransfer.data.transforms import Augment, AugmentParams
 from posetransfer.errors import ConfigError
+from posetransfer.pose import encodings
 from posetransfer.pose.encodings import JOINT_COLORS, default_thickness
-from posetransfer.pose.schema import FLIP_PERMUTATION, LIMB_COLORS, MISSING, NUM_KEYPOINTS, PG2_MASK_LIMBS, STICK_LIMBS, TORSO
+from posetransfer.pose.schema import FLIP_PERMUTATION, LIMB_COLORS, MISSING, NUM_KEYPOINTS, STICK_LIMBS
 from posetransfer.utils.io import read_image
 
 __all__ = [
@@ -41,7 +44,6 @@ __all__ = [
     "disk_heatmaps",
     "gaussian_heatmaps",
     "pose_heatmaps",
-    "pose_mask",
     "stick_figure",
     "coordinate_vector",
     "augment_batch",
@@ -106,82 +108,6 @@ def coordinate_vector(kp: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     out = kp / torch.tensor([size[0], size[1]], dtype=kp.dtype, device=kp.device)
     out = torch.where(in_frame(kp, size)[..., None], out, torch.full_like(out, -1.0))
     return out.reshape(kp.shape[0], 2 * NUM_KEYPOINTS).float()
-
-
-def _disk_kernel(radius: int, device: torch.device) -> torch.Tensor:
-    d = torch.arange(-radius, radius + 1, device=device)
-    return ((d[:, None] ** 2 + d[None, :] ** 2) <= radius * radius).float()[None, None]
-
-
-def _inside_quad(quad: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, H, W): pixel centres inside or on the boundary of each (x, y) quadrilateral (B, 4, 2).
-
-    Even-odd crossing test plus the pixels within half a pixel of an edge, which is what
-    ``cv2.fillPoly`` paints (its scanlines include the edge pixels).
-    """
-    ys, xs = _grid(size, quad.device)
-    py = ys.double().view(1, -1, 1)
-    px = xs.double().view(1, 1, -1)
-    q = quad.double()
-    inside = torch.zeros(quad.shape[0], size[0], size[1], dtype=torch.bool, device=quad.device)
-    near = torch.zeros_like(inside)
-    for i in range(4):
-        x0, y0 = q[:, i, 0].view(-1, 1, 1), q[:, i, 1].view(-1, 1, 1)
-        x1, y1 = q[:, (i + 1) % 4, 0].view(-1, 1, 1), q[:, (i + 1) % 4, 1].view(-1, 1, 1)
-        crosses = (y0 > py) != (y1 > py)
-        x_at = x0 + (py - y0) * (x1 - x0) / torch.where(y1 == y0, torch.ones_like(y1), y1 - y0)
-        inside ^= crosses & (px < x_at)
-        dx, dy = x1 - x0, y1 - y0
-        length2 = (dx * dx + dy * dy).clamp_min(1e-12)
-        t = (((px - x0) * dx + (py - y0) * dy) / length2).clamp(0, 1)
-        near |= ((px - x0 - t * dx) ** 2 + (py - y0 - t * dy) ** 2) <= 0.25
-    return inside | near
-
-
-def pose_mask(kp: torch.Tensor, size: tuple[int, int], radius: int = 4, closing: int = 5, fill_torso: bool = True) -> torch.Tensor:
-    """(B, H, W) in {0, 1}: PG2's pose mask as :func:`posetransfer.pose.encodings.pose_mask` draws it.
-
-    Disk centres along every limb (both ends and ``n - 1`` points between, ``n = int(length /
-    radius)``) are set in a canvas, dilated with the disk (a convolution), the torso quadrilateral
-    filled, then closed with a ``closing x closing`` square (max-pooling; the frame's edge does
-    not erode, as with OpenCV's default border).
-    """
-    if closing % 2 == 0 and closing > 1:
-        raise ConfigError(f"the device data path needs an odd mask closing size, got {closing}")
-    height, width = size
-    b = kp.shape[0]
-    device = kp.device
-    step = max(int(radius), 1)
-    present = in_frame(kp, size)
-    a_idx = torch.tensor([a for a, _ in PG2_MASK_LIMBS], device=device)
-    b_idx = torch.tensor([q for _, q in PG2_MASK_LIMBS], device=device)
-    p0, p1 = kp[:, a_idx].double(), kp[:, b_idx].double()  # (B, L, 2)
-    ok = present[:, a_idx] & present[:, b_idx]
-    n = (torch.linalg.vector_norm(p1 - p0, dim=-1) / step).long()
-    count = torch.where(n > 1, n + 1, torch.full_like(n, 2))
-    t_max = int(math.hypot(height, width) / step) + 2  # a static bound: no device sync
-    i = torch.arange(t_max, device=device).view(1, 1, -1)
-    t = i / (count[..., None] - 1).clamp_min(1)
-    valid = ok[..., None] & (i < count[..., None])
-    centres = p0[:, :, None] + (p1 - p0)[:, :, None] * t[..., None]  # (B, L, T, 2)
-    cy = _round(centres[..., 0]).clamp(0, height - 1)
-    cx = _round(centres[..., 1]).clamp(0, width - 1)
-    flat = (torch.arange(b, device=device).view(-1, 1, 1) * height + cy) * width + cx
-    canvas = torch.zeros(b * height * width, device=device)
-    canvas[flat[valid]] = 1.0
-    canvas = canvas.view(b, 1, height, width)
-    if radius > 0:
-        canvas = (F.conv2d(canvas, _disk_kernel(int(radius), device), padding=int(radius)) > 0.5).float()
-    if fill_torso:
-        torso = torch.tensor(TORSO, device=device)
-        has_torso = present[:, torso].all(dim=1)
-        quad = _round(kp[:, torso].flip(-1)).double()  # (x, y) corners
-        canvas = torch.maximum(canvas, (_inside_quad(quad, size) & has_torso.view(-1, 1, 1)).float()[:, None])
-    if closing > 1:
-        pad = closing // 2
-        canvas = F.max_pool2d(canvas, closing, stride=1, padding=pad)
-        canvas = -F.max_pool2d(-canvas, closing, stride=1, padding=pad)
-    return canvas[:, 0]
 
 
 def _segment_distance2(py, px, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -360,6 +286,9 @@ class DeviceBatches:
         if ds.augment is None:
             return None, None
         rng = np.random.default_rng([ds.seed, int(epoch), int(index)])
+        if getattr(ds.augment, "pair", False):  # one draw for both images of the pair
+            both = ds.augment.sample(rng, ds.size)
+            return both, both
         return ds.augment.sample(rng, ds.size), ds.augment.sample(rng, ds.size)
 
     def batch(self, items: list[Any]) -> dict[str, Any]:
@@ -389,7 +318,11 @@ class DeviceBatches:
             elif name == "stick":
                 out["target_stick"] = stick_figure(tk, size, spec.stick_thickness)
             elif name == "mask":
-                out["target_mask"] = pose_mask(tk, size, **spec.mask_kwargs)[:, None]
+                # the mask protocols reproduce released scripts pixel for pixel (pose.masks, tested
+                # row by row against them): computed by that code, batched, on the host, from the
+                # augmented keypoints (a few KB each way), rather than by a second implementation
+                mask = encodings.pose_mask(tk.cpu().numpy(), size, **spec.mask_kwargs)
+                out["target_mask"] = torch.from_numpy(mask)[:, None].to(self.device, non_blocking=True)
             else:
                 raise ConfigError(f"train.data_path=device: no device encoding for {name!r}")
         out["source_name"] = [ds.pairs[i][0] for _, i in keys]

@@ -58,7 +58,7 @@ class DemoSettings:
     batch_size: int = 16
     lr: float = 5e-4
     eval_pairs: int = 400
-    precision: str = "bf16"
+    precision: str = "auto"  # bf16 where the CPU has native bf16, else fp32 (utils.perf)
     seed: int = 0
 
     def scaled(self, factor: float) -> "DemoSettings":

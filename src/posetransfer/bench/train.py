@@ -50,6 +50,7 @@ from posetransfer.training.base import Trainer
 from posetransfer.training.config import Config, load_config
 from posetransfer.training.tasks import Task
 from posetransfer.utils import perf
+from posetransfer.utils.perf import resolve_precision
 
 __all__ = [
     "TrainBenchResult",
@@ -356,9 +357,9 @@ def bench_train(
     # and in the step's own precision (on a CPU without native bf16, fp32 convolutions are faster)
     own = None
     if measure_conv_peak:
-        own = conv if config.train.precision == "bf16" else conv_peak(device, dtype=torch.float32)["tflops"]
+        own = conv if resolve_precision(device, config.train.precision) == "bf16" else conv_peak(device, dtype=torch.float32)["tflops"]
     settings = {
-        "precision": config.train.precision,
+        "precision": resolve_precision(device, config.train.precision),
         "channels_last": config.train.channels_last,
         "malloc_tuning": perf.malloc_tuning(),
         "compile": config.train.compile,

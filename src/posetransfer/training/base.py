@@ -63,6 +63,7 @@ from posetransfer.training.distributed import (
 from posetransfer.training.logger import RunLogger
 from posetransfer.training.tasks import get_task_class
 from posetransfer.utils.io import atomic_write_text, check_writable_folder
+from posetransfer.utils.perf import resolve_precision
 from posetransfer.utils.viz import make_grid
 
 __all__ = ["Trainer", "RunResult", "train", "resume_run", "seed_everything", "set_requires_grad", "RUN_CONFIG"]
@@ -405,7 +406,7 @@ class Trainer:
                     group["lr"] = lr * scale
 
     def _autocast(self):
-        if self.config.train.precision == "bf16":
+        if resolve_precision(self.device, self.config.train.precision) == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 

@@ -189,7 +189,9 @@ class TrainConfig(StrictModel):
     sample_count: PositiveInt = 8
     #: keep only the newest K checkpoints (``null`` keeps all)
     keep_checkpoints: PositiveInt | None = None
-    precision: Literal["fp32", "bf16"] = "fp32"
+    #: ``auto`` = bf16 autocast on CUDA and on CPUs with native bf16 arithmetic, fp32 elsewhere
+    #: (on an AVX2 CPU without it a bf16 step is several times slower: docs/benchmarks.md)
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     channels_last: bool = False
     num_workers: NonNegativeInt = 2
     seed: int = 0

@@ -22,6 +22,8 @@ glibc at start-up) are left alone. Off glibc (musl, macOS, Windows) it does noth
 
 from __future__ import annotations
 
+import functools
+
 import ctypes
 import os
 from collections.abc import Iterator
@@ -140,6 +142,7 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
     """The CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16 in ``/proc/cpuinfo``)."""
     try:

@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 # video extra (PyAV, for `animate` and `pose track`) are part of the set-up so that the tests exercise
 # the real extractor and codecs; `make EXTRAS=dev` keeps the core light.
 # studio: `posetransfer serve` (FastAPI, uvicorn); studio-test: its in-process and browser tests.
-EXTRAS ?= dev,pose,video,studio,studio-test
+# hub: loading checkpoints by Hugging Face Hub repo id (huggingface_hub).
+EXTRAS ?= dev,pose,video,studio,studio-test,hub
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # glibc malloc tuning: measured 1.6-2.8x faster PG2 training steps on CPU (docs/benchmarks.md).

@@ -37,3 +37,13 @@ def mini_market(shared_data) -> Path:
 @pytest.fixture(scope="session")
 def mini_fashion(shared_data) -> Path:
     return shared_data / "real-mini" / "mini_fashion_256x176"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` need a CUDA device: skipped without one (scripts/device_check.sh runs them)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

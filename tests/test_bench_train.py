@@ -17,7 +17,7 @@ import yaml
 
 from posetransfer.cli import main
 from posetransfer.errors import ConfigError
-from posetransfer.training import benchmark
+from posetransfer.bench import train as benchmark
 from posetransfer.training.config import load_config
 from posetransfer.utils import perf
 

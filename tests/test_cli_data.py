@@ -159,7 +159,8 @@ def test_overlay_mask_and_skeleton():
     import numpy as np
 
     from posetransfer.pose.schema import empty_pose
-    from posetransfer.utils.viz import draw_skeleton, overlay_mask
+    from posetransfer.pose.draw import draw_skeleton
+    from posetransfer.utils.viz import overlay_mask
 
     image = np.zeros((4, 4, 3), np.uint8)
     mask = np.zeros((1, 4, 4), np.float32)

@@ -103,12 +103,14 @@ def test_compute_metrics_cheap_set():
     masks = np.zeros((3, 16, 12), np.float32)
     masks[:, 2:14, 3:9] = 1
     per_pair: dict = {}
-    out = compute_metrics(gen, tgt, masks, CHEAP_METRICS, per_pair=per_pair)
+    out = compute_metrics(gen, tgt, masks, CHEAP_METRICS, patn_masks=masks, per_pair=per_pair)
     assert set(out) == set(CHEAP_METRICS) | {"pairs"} and out["pairs"] == 3
     assert out["ssim_pg2"] == pytest.approx(ssim_pg2(gen, tgt).mean())
     assert per_pair["psnr"].shape == (3,)
-    with pytest.raises(ValueError, match="pose masks"):
+    with pytest.raises(ValueError, match="pg2 pose masks"):
         compute_metrics(gen, tgt, None, ["mask_ssim_pg2"])
+    with pytest.raises(ValueError, match="patn pose masks"):
+        compute_metrics(gen, tgt, masks, ["mask_ssim_patn"])
     with pytest.raises(ValueError, match="Inception"):
         compute_metrics(gen, tgt, None, ["is"])
     with pytest.raises(ValueError, match="unknown metrics"):

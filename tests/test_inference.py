@@ -137,7 +137,7 @@ def test_cli_transfer(checkpoint, photo, tmp_path, capsys):
     args = ["transfer", "--checkpoint", str(checkpoint), "--source", str(photo), "--pose", "arms_up", "--device", "cpu"]
     assert main([*args, "--out", str(out)]) == 0
     assert Image.open(out).size == (SIZE[1], SIZE[0])
-    assert main([*args, "--out", str(out), "--on-canvas"]) == 0
+    assert main([*args, "--out", str(out), "--on-canvas", "--overwrite"]) == 0
     assert Image.open(out).size == (60, 90)
     bad = tmp_path / "bad.png"
     args[args.index("--pose") + 1] = str(tmp_path / "missing.csv")

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from _model_mixin import ModelTesterMixin
 
 from posetransfer.errors import ConfigError
 from posetransfer.losses.multiview import MultiViewLossWeights, generator_loss
@@ -20,6 +21,7 @@ from posetransfer.models.multiview import (
     receptive_field,
     reverse_padded,
 )
+from posetransfer.training.config import complete_kwargs
 
 TINY = dict(base_channels=8, n_res=1, pose_base_channels=8, lstm_hidden_channels=8)
 
@@ -157,7 +159,7 @@ def test_generator_defaults_are_the_papers():
     assert sum(type(m).__name__ == "ResidualBlock" for m in g.image_encoder.modules()) == 6
     assert len(g.up) == 2 and all(isinstance(u[0], torch.nn.ConvTranspose2d) for u in g.up)
     assert g.pose_encoder.skip_channels == [64, 128] and g.pose_encoder.out_channels == 256
-    json.dumps(g.config)  # the constructor arguments are the saved config
+    json.dumps(complete_kwargs(MultiViewGenerator, {}))  # the constructor arguments are the saved config
 
 
 @pytest.mark.parametrize("k", [1, 2, 5])
@@ -210,7 +212,7 @@ def test_generator_rejects_bad_inputs():
 def test_generator_rebuilds_from_config():
     torch.manual_seed(0)
     g = MultiViewGenerator(**TINY, fusion_blocks=1).eval()
-    g2 = MultiViewGenerator(**json.loads(json.dumps(g.config))).eval()
+    g2 = MultiViewGenerator(**json.loads(json.dumps(complete_kwargs(MultiViewGenerator, {**TINY, "fusion_blocks": 1})))).eval()
     g2.load_state_dict(g.state_dict())
     x, p = torch.rand(1, 2, 3, 8, 8), torch.rand(1, 3, 8, 8)
     with torch.no_grad():
@@ -339,3 +341,40 @@ def test_pix2pix_unet_shapes_and_padding():
     assert [c.out_channels for c in convs] == [64, 128, 256, 512, 512, 512, 512, 512]
     assert convs[0].in_channels == 6  # source image + pose map
     assert sum(isinstance(m, torch.nn.Dropout) for m in full.modules()) == 3
+
+
+# ---------------------------------------------------------------- shared model checks (tests/_model_mixin.py)
+
+
+def _rand(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+class TestMultiViewGenerator(ModelTesterMixin):
+    model_class = MultiViewGenerator
+    init_kwargs = dict(TINY, max_sources=3)
+    output_shape = (3, 16, 8)
+    bad_kwargs = {"max_sources": 0}
+
+    def inputs(self, batch, seed=0):
+        return _rand((batch, 2, 3, 16, 8), seed), _rand((batch, 3, 16, 8), seed + 100)
+
+
+class TestPatchDiscriminator(ModelTesterMixin):
+    model_class = PatchDiscriminator
+    init_kwargs = dict(in_channels=3, base_channels=8, n_layers=2)
+    output_shape = (1, 6, 6)  # 32x32 in: two stride-2 4x4 convs (8x8), then two stride-1 4x4 convs (pad 1)
+    bad_kwargs = {"n_layers": 0}
+
+    def inputs(self, batch, seed=0):
+        return (_rand((batch, 3, 32, 32), seed),)
+
+
+class TestPix2PixGenerator(ModelTesterMixin):
+    model_class = Pix2PixGenerator
+    init_kwargs = dict(base_channels=8, num_downs=3, norm="instance")
+    output_shape = (3, 16, 8)
+    bad_kwargs = {"num_downs": 1}
+
+    def inputs(self, batch, seed=0):
+        return _rand((batch, 3, 16, 8), seed), _rand((batch, 3, 16, 8), seed + 100)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from _model_mixin import ModelTesterMixin
 
 from posetransfer.losses import pose_mask_l1
 from posetransfer.models import G1, G2, PairDiscriminator
@@ -306,3 +307,44 @@ def test_tiny_g1_overfits_one_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], (losses[0], losses[-1])
+
+
+# ---------------------------------------------------------------- shared model checks (tests/_model_mixin.py)
+
+
+def _rand(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+class TestG1(ModelTesterMixin):
+    model_class = G1
+    init_kwargs = dict(TINY_G1, pose_embedding="concat")
+    output_shape = (3, H, W)
+    bad_kwargs = {"pose_embedding": "sum"}
+
+    def inputs(self, batch, seed=0):
+        return _rand((batch, 3, H, W), seed), (_rand((batch, 18, H, W), seed + 100) > 0.8).float()
+
+
+class TestG2(ModelTesterMixin):
+    model_class = G2
+    init_kwargs = dict(base_channels=8, num_blocks=3, image_size=(H, W), top_skip=False)
+    output_shape = (3, H, W)
+    bad_kwargs = {"image_size": (30, 16)}
+
+    def inputs(self, batch, seed=0):
+        return _rand((batch, 3, H, W), seed), _rand((batch, 3, H, W), seed + 100)
+
+    @staticmethod
+    def output(result):
+        return result[1]  # (refined, difference): the difference map is the network's own output
+
+
+class TestPairDiscriminator(ModelTesterMixin):
+    model_class = PairDiscriminator
+    init_kwargs = dict(base_channels=8, image_size=(H, W), num_layers=3)
+    output_shape = ()
+    bad_kwargs = {"image_size": (36, 16)}
+
+    def inputs(self, batch, seed=0):
+        return _rand((batch, 3, H, W), seed), _rand((batch, 3, H, W), seed + 100)

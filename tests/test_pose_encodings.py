@@ -1,4 +1,4 @@
-"""Pose encodings: hand-computed cases, PG2's mask routine against scikit-image, real annotations."""
+"""Pose encodings: hand-computed cases, real annotations (the protocol masks: test_pose_masks.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from posetransfer.pose.encodings import (
     stick_figure,
 )
 from posetransfer.pose.io import read_annotations
-from posetransfer.pose.schema import KEYPOINT_INDEX, LIMB_COLORS, PG2_MASK_LIMBS, STICK_LIMBS, empty_pose
+from posetransfer.pose.schema import KEYPOINT_INDEX, LIMB_COLORS, STICK_LIMBS, empty_pose
 
 
 def one_joint(j: int, y: float, x: float) -> np.ndarray:
@@ -63,7 +63,6 @@ def test_missing_and_out_of_frame_keypoints_give_empty_channels():
     for maps in (disk_heatmaps(kp, (30, 30)), gaussian_heatmaps(kp, (30, 30))):
         assert maps.shape == (18, 30, 30) and not maps.any()
     assert not stick_figure(kp, (30, 30)).any()
-    assert not pose_mask(kp, (30, 30)).any()
 
 
 def test_batch_dims_match_single_samples(market_poses):
@@ -135,45 +134,7 @@ def test_stick_figure_default_thickness_scales_with_size():
     assert width_big > width_small >= 2
 
 
-# ---- pose mask (PG2) ----
-
-
-def pg2_pose_mask_reference(kp: np.ndarray, size: tuple[int, int], radius: int = 4) -> np.ndarray:
-    """A literal port of PG2's ``_getPoseMask`` (per-pixel stamping loops, scikit-image closing).
-
-    Differences from the original, matching this package's conventions: 0-based limbs from the
-    schema, and sample points rounded half up instead of truncated.
-    """
-    height, width = size
-    dense = np.zeros(size, np.uint8)
-
-    def stamp(r: float, c: float) -> None:
-        r, c = int(np.floor(r + 0.5)), int(np.floor(c + 0.5))
-        for i in range(-radius, radius + 1):
-            for j in range(-radius, radius + 1):
-                if 0 <= r + i < height and 0 <= c + j < width and np.sqrt(i * i + j * j) <= radius:
-                    dense[r + i, c + j] = 1
-
-    for a, b in PG2_MASK_LIMBS:
-        (r0, c0), (r1, c1) = kp[a], kp[b]
-        if min(r0, c0, r1, c1) < 0:
-            continue
-        stamp(r0, c0)
-        stamp(r1, c1)
-        n = int(np.sqrt((r0 - r1) ** 2 + (c0 - c1) ** 2) / radius)
-        for i in range(1, n) if n > 1 else ():
-            stamp(r0 + (r1 - r0) * i / n, c0 + (c1 - c0) * i / n)
-    square5 = np.ones((5, 5), np.uint8)
-    return erosion(dilation(dense, square5), square5).astype(np.float32)
-
-
-def test_pose_mask_equals_pg2_routine_with_skimage_closing(market_poses):
-    names = list(market_poses)[:5]
-    for name in names:
-        kp = market_poses[name]
-        np.testing.assert_array_equal(
-            pose_mask(kp, (128, 64), fill_torso=False), pg2_pose_mask_reference(kp, (128, 64)), err_msg=name
-        )
+# ---- pose mask: the protocol masks are tested in test_pose_masks.py against the released scripts ----
 
 
 def test_opencv_closing_equals_skimage_at_the_border():
@@ -185,49 +146,6 @@ def test_opencv_closing_equals_skimage_at_the_border():
     square5 = np.ones((5, 5), np.uint8)
     np.testing.assert_array_equal(cv2.dilate(blob, square5), dilation(blob, square5))
     np.testing.assert_array_equal(cv2.erode(blob, square5), erosion(blob, square5))
-
-
-def test_pose_mask_single_limb_hand_count():
-    kp = empty_pose()
-    kp[KEYPOINT_INDEX["right_ear"]] = (10, 10)  # the (16, 16) "limb" stamps the ear alone
-    mask = pose_mask(kp, (30, 30))
-    # a radius-4 disk is closed under a 5x5 closing (it is convex enough): still 49 pixels
-    assert mask.sum() == 49 and mask.dtype == np.float32
-    assert set(np.unique(mask)) == {0.0, 1.0}
-
-
-def test_pose_mask_fills_the_torso():
-    kp = empty_pose()
-    for name, yx in (("right_shoulder", (10, 10)), ("left_shoulder", (10, 50)), ("left_hip", (50, 50)),
-                     ("right_hip", (50, 10))):  # fmt: skip
-        kp[KEYPOINT_INDEX[name]] = yx
-    with_torso = pose_mask(kp, (64, 64))
-    without = pose_mask(kp, (64, 64), fill_torso=False)
-    assert with_torso[30, 30] == 1 and without[30, 30] == 0  # the belly
-    assert (with_torso >= without).all()
-    assert with_torso[10:51, 10:51].all()
-
-
-def test_pose_mask_covers_every_visible_keypoint_of_real_poses(market_poses):
-    size = (128, 64)
-    for name, kp in market_poses.items():
-        mask = pose_mask(kp, size)
-        inside = (kp[:, 0] >= 0) & (kp[:, 1] >= 0) & (kp[:, 0] < size[0]) & (kp[:, 1] < size[1])
-        ys, xs = kp[inside].astype(int).T
-        assert mask[ys, xs].all(), name
-        assert mask.mean() < 0.6, name  # a body, not the whole frame
-
-
-def test_pose_mask_regression_value(market_poses):
-    kp = market_poses["0001_c3s1_000551_03.png"]
-    mask = pose_mask(kp, (128, 64))
-    # seeded regression: the mask area of the first real Market pose (checked visually in a PNG)
-    assert int(mask.sum()) == REGRESSION_MASK_SUM
-    assert int(pose_mask(kp, (128, 64), fill_torso=False).sum()) == REGRESSION_MASK_SUM_NO_TORSO
-
-
-REGRESSION_MASK_SUM = 2074
-REGRESSION_MASK_SUM_NO_TORSO = 1999
 
 
 # ---- coordinate vector (PG2 CE ablation) ----

@@ -32,7 +32,8 @@ WORKER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_keep_parameters_identical(tmp_path):
+@pytest.mark.parametrize("data_path", ["workers", "device"])
+def test_two_gloo_processes_keep_parameters_identical(tmp_path, data_path):
     data = tmp_path / "people"
     synthesize(data, size=(64, 32), identities=8, views=4, seed=1, progress=False)
     script = tmp_path / "worker.py"
@@ -44,6 +45,7 @@ def test_two_gloo_processes_keep_parameters_identical(tmp_path):
         "loss={reconstruction: pose_mask_l1, l1_weight: 10.0}",
         "train.iterations=3", "train.batch_size=4", "train.log_every=1", "train.checkpoint_every=3",
         "train.sample_every=100000", "train.eval_batches=0", "train.num_workers=0",
+        f"train.data_path={data_path}",  # device: each rank encodes its shard of the batch itself
     ]
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}

@@ -1,4 +1,4 @@
-"""Multi-view training (003_*.txt) on tiny synthetic people: the Table 1 recipes follow the paper,
+"""Multi-view training (the multi-view paper) on tiny synthetic people: the Table 1 recipes follow the paper,
 the lr schedule halves on time, identity batches with 1..5 photos (padded or not) run, the model
 learns, resume is exact, discriminators switch on and off, pix2pix trains, ``generate`` /
 ``evaluate`` / ``transfer`` work on its checkpoints, the perceptual loss runs with a local VGG19 file
@@ -24,8 +24,9 @@ from posetransfer.inference import Pipeline
 from posetransfer.training import checkpoint as ck
 from posetransfer.training.base import Trainer, train
 from posetransfer.training.config import LRSchedule, load_config
-from posetransfer.training.inference import load_generator
-from posetransfer.training.multiview import IdentityGroups, MultiViewTask, generation_plan
+from posetransfer.inference import load_generator
+from posetransfer.data.groups import IdentityGroups, generation_plan
+from posetransfer.training.multiview import MultiViewTask
 from posetransfer.training.tasks import register_task
 from posetransfer.utils.io import read_image
 

@@ -16,7 +16,7 @@ from posetransfer.losses.reconstruction import pose_mask_l1
 from posetransfer.training import checkpoint as ck
 from posetransfer.training.base import Trainer, train
 from posetransfer.training.config import load_config
-from posetransfer.training.inference import load_generator
+from posetransfer.inference import load_generator
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "debug" / "tiny.yaml"
@@ -183,6 +183,25 @@ def test_bf16_autocast_and_channels_last_train(synth, tmp_path):
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.isfinite(torch.tensor(v)) for v in result.losses[-1][1].values())
     assert all(v.dtype == torch.float32 for v in _weights(tmp_path / "run")["g1"].values())
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_autocasts_only_where_the_cpu_has_native_bf16(synth, tmp_path, monkeypatch, native):
+    from posetransfer.utils import perf
+
+    monkeypatch.setattr(perf, "cpu_has_bf16", lambda: native)
+    seen = []
+    real = torch.autocast
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("dtype"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    result = train(TINY, tmp_path / "run", progress=False,
+                   overrides=data_args(synth) + QUIET + ["train.iterations=1", "train.precision=auto"])  # fmt: skip
+    assert result.step == 1
+    assert (torch.bfloat16 in seen) is native
 
 
 def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(synth, tmp_path, monkeypatch):

@@ -58,7 +58,7 @@ class DemoSettings:
     batch_size: int = 16
     lr: float = 5e-4
     eval_pairs: int = 400
-    precision: str = "bf16"
+    precision: str = "auto"  # bf16 where the CPU has native bf16, else fp32 (utils.perf)
     seed: int = 0
 
     def scaled(self, factor: float) -> "DemoSettings":
@@ -85,6 +85,7 @@ def _base_config(s: DemoSettings, data: Path, steps: int) -> dict[str, Any]:
         "data": {
             "train": str(data / "train"),
             "test": str(data / "test"),
+            "image_size": list(s.size),  # written into every network's image_size
             "heatmap": "disk",
             "radius": max(1, round(4 * h / 128)),  # PG2's 4 px at Market's 128 px height
             "flip": 0.5,
@@ -110,7 +111,6 @@ def _g1_args(s: DemoSettings) -> dict[str, Any]:
     return {
         "base_channels": s.base_channels,
         "num_blocks": _num_blocks(s.size),
-        "image_size": list(s.size),
         "z_dim": 64,
         "pose_embedding": "concat",
     }
@@ -130,8 +130,8 @@ def stage2_config(s: DemoSettings, data: Path, stage1_run: Path) -> dict[str, An
         task="pg2_stage2",
         init_from={"g1": str(stage1_run)},
         model={
-            "g2": {"base_channels": s.base_channels, "num_blocks": max(1, nb - 2), "image_size": list(s.size)},
-            "d": {"in_channels": 6, "base_channels": s.base_channels, "image_size": list(s.size), "num_layers": 3},
+            "g2": {"base_channels": s.base_channels, "num_blocks": max(1, nb - 2)},
+            "d": {"in_channels": 6, "base_channels": s.base_channels, "num_layers": 3},
         },
         # lambda of eq. 4 (the released code: 10 on Market, 50 on DeepFashion). A stage II of a few
         # hundred steps needs a heavier L1 and a slower D to refine stage I rather than break it:
@@ -162,7 +162,7 @@ def _u8(images: torch.Tensor) -> np.ndarray:
 def _collect(settings: DemoSettings, data: Path, stage2_ckpt: Path, blind_ckpt: Path) -> dict[str, Any]:
     """Run the trained models over held-out pairs; uint8 images of every method, masks, names."""
     from posetransfer.data.datasets import PairDataset
-    from posetransfer.training.inference import load_generator
+    from posetransfer.inference import load_generator
 
     pg2 = load_generator(stage2_ckpt)
     blind = load_generator(blind_ckpt)
@@ -249,7 +249,7 @@ def _write_report(out: Path, settings: DemoSettings, results: dict[str, dict[str
     )
     if results["stage2"]["mask_ssim_pg2"] < s1:
         verdict += (" Stage II scores below stage I: it adds detail (and artefacts) that SSIM penalises;"
-                    " PG2 observed the same of its full model (000_*.txt, sec. 4.3, Table 1).")
+                    " PG2 observed the same of its full model (Pose Guided Person Image Generation, sec. 4.3, Table 1).")
     curves = "".join(
         _svg_curve(points, f"{name} {tag}") for name, run in runs.items() for tag, points in _curves(run)
         if tag in ("loss/gen/pose_mask_l1", "eval/pose_mask_l1", "eval/copy_source_pose_mask_l1", "loss/gen/g_bce", "loss/dis/d_bce")

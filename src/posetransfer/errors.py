@@ -28,9 +28,36 @@ class ConfigError(PosetransferError):
     """A config file or override is invalid (unknown key, wrong type, missing value)."""
 
 
+class ModelConfigError(ConfigError, ValueError):
+    """A network's constructor arguments are invalid (every network in ``models/`` raises this).
+
+    Also a ``ValueError``, what a bad argument to a plain PyTorch module would raise.
+    """
+
+
 class CheckpointError(PosetransferError):
     """A checkpoint is missing, unreadable or does not match the model it is loaded into."""
 
 
 class TrainingError(PosetransferError):
     """Training cannot go on (e.g. a loss became NaN); the last checkpoint on disk is intact."""
+
+
+class OutputError(PosetransferError):
+    """An output cannot be written (exists without ``--overwrite``, not a folder, not writable)."""
+
+
+# ---- exit codes of the command line, one per family of failure (README "Exit codes") ----------
+
+#: the command ran and reported a negative result (e.g. ``data check`` found problems)
+EXIT_PROBLEMS = 1
+#: bad input: a file, a config, an argument (every PosetransferError; argparse's usage errors too)
+EXIT_BAD_INPUT = 2
+#: the operating system refused a file operation (permission, read-only file system, not a folder ...)
+EXIT_OS_ERROR = 3
+#: no space left on the device (or the disk quota is exceeded)
+EXIT_DISK_FULL = 4
+#: out of memory (host or GPU)
+EXIT_OUT_OF_MEMORY = 5
+#: interrupted (Ctrl-C / SIGINT), as a shell reports 128 + SIGINT
+EXIT_INTERRUPTED = 130

@@ -1,110 +1,35 @@
 """``posetransfer bench ...``: speed measurements, kept out of the test suite (CONVENTIONS.md).
 
 ``bench`` is a group of subcommands; each is one ``_register_<name>(group)`` function below that
-adds its parser and sets ``func``. Adding another benchmark (``bench train``) means writing one
-such function and listing it in :data:`SUBCOMMANDS`.
+adds its parser and sets ``func``. This module only parses arguments and prints; the timing code
+lives in :mod:`posetransfer.bench` (one module per benchmark). Adding another benchmark means
+writing one such function and listing it in :data:`SUBCOMMANDS`.
 
-``bench encodings`` times the pose encodings a training sample needs, per sample, in the data
-loader's single-sample path: PG2 needs the 18 disk heatmaps and the pose mask, the multi-view
-generator the stick figure and the mask. The goal is at most 2 ms for all of a sample's
-encodings at 256 x 256 on one CPU core, so that encoding never starves training.
-
-``bench train`` times full training steps (forward, losses, backward, optimizer steps; D and G
-for GAN tasks) of a config on synthetic in-memory batches of the config's image and batch size
-(:mod:`posetransfer.training.benchmark`). The goal on CPU: at least 3x the images/s of the plain
-reference (fp32, eager, NCHW, glibc's default malloc; ``--baseline``) at the Market recipe.
-``--compare`` runs both. ``bench precision`` trains a config in fp32 and in bf16 and compares
-the loss curves (the check behind ``precision: bf16`` in the PG2 recipes).
+* ``bench encodings`` (:mod:`posetransfer.bench.encodings`): the pose encodings per sample.
+* ``bench train`` (:mod:`posetransfer.bench.train`): full training steps of a config on synthetic
+  batches: images/s, FLOPs, MFU (CUDA), the fraction of the measured conv peak (CPU), memory.
+  The goal on CPU: at least 3x the images/s of the plain reference (fp32, eager, NCHW, glibc's
+  default malloc; ``--baseline``) at the Market recipe; ``--compare`` runs both.
+* ``bench infer`` (:mod:`posetransfer.bench.infer`): G1, G1+G2 and the multi-view generator at
+  both data sets' sizes: ms/image, frames/s, fraction of peak.
+* ``bench precision``: a config trained in fp32 and in bf16, the loss curves compared.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from posetransfer.commands._args import non_negative_int, positive_int, size_hw
-from posetransfer.errors import DataError
-from posetransfer.pose.encodings import (
-    disk_heatmaps,
-    gaussian_heatmaps,
-    pose_mask,
-    stick_figure,
-)
-from posetransfer.pose.io import read_annotations
-from posetransfer.pose.schema import NUM_KEYPOINTS
-
-GOAL_MS = 2.0
-
-
-def _load_poses(path: Path, count: int) -> np.ndarray:
-    """Poses from an annotation file (coordinates as written), cycled to ``count`` samples."""
-    annotations = read_annotations(path)
-    if not annotations:
-        raise DataError(path, "the annotation file holds no pose")
-    poses = np.stack(list(annotations.values()))
-    return poses[np.arange(count) % len(poses)]
-
-
-
-
-def time_per_sample(fn: Callable[[np.ndarray], object], poses: np.ndarray) -> float:
-    """Median over 5 passes of the mean time per sample (ms) of ``fn`` on single poses."""
-    fn(poses[0])  # warm-up: caches, lazy imports
-    passes = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for kp in poses:
-            fn(kp)
-        passes.append((time.perf_counter() - start) * 1000.0 / len(poses))
-    return float(np.median(passes))
 
 
 def run_encodings(args: argparse.Namespace) -> int:
-    size: tuple[int, int] = args.size
-    if args.annotations is not None:
-        poses = _load_poses(args.annotations, args.repeat)
-    else:
-        from posetransfer.training.benchmark import (
-            bench_poses,  # imports torch: only when needed
-        )
+    from posetransfer.bench.encodings import bench_encodings, format_encodings
 
-        poses = bench_poses(size, args.repeat)
-    assert poses.shape[1:] == (NUM_KEYPOINTS, 2)
-    encodings: dict[str, Callable[[np.ndarray], object]] = {
-        "disk_heatmaps": lambda kp: disk_heatmaps(kp, size),
-        "gaussian_heatmaps": lambda kp: gaussian_heatmaps(kp, size),
-        "pose_mask": lambda kp: pose_mask(kp, size),
-        "stick_figure": lambda kp: stick_figure(kp, size),
-    }
-    ms = {name: time_per_sample(fn, poses) for name, fn in encodings.items()}
-    totals = {
-        "pg2 (disk_heatmaps + pose_mask)": ms["disk_heatmaps"] + ms["pose_mask"],
-        "multiview (stick_figure + pose_mask)": ms["stick_figure"] + ms["pose_mask"],
-    }
-    worst = max(totals.values())
-    report = {
-        "size": list(size),
-        "samples": int(len(poses)),
-        "ms_per_sample": ms,
-        "totals_ms_per_sample": totals,
-        "goal_ms": GOAL_MS,
-        "meets_goal": worst <= GOAL_MS,
-    }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(f"pose encodings at {size[0]}x{size[1]}, {len(poses)} samples, ms per sample (median of 5 passes)")
-        for name, value in ms.items():
-            print(f"  {name:<38} {value:8.3f}")
-        for name, value in totals.items():
-            print(f"  {name:<38} {value:8.3f}")
-        verdict = "meets" if worst <= GOAL_MS else "MISSES"
-        print(f"  slowest model total {worst:.3f} ms {verdict} the goal of {GOAL_MS:.1f} ms")
+    report = bench_encodings(args.size, args.repeat, args.annotations)
+    print(json.dumps(report, indent=2) if args.json else "\n".join(format_encodings(report)))
     return 0
 
 
@@ -142,29 +67,13 @@ def _random_init(items: list[str]) -> tuple[list[str], dict]:
     return items, out
 
 
-def _format_train(result: dict, title: str) -> list[str]:
-    s = result["settings"]
-    cuda = f", peak CUDA {result['peak_cuda_mb']:.0f} MB" if result.get("peak_cuda_mb") is not None else ""
-    h, w = result["image_size"]
-    return [
-        f"{title}: {result['description']} ({result['task']}), batch {result['batch_size']} at {h}x{w}, "
-        f"{result['steps']} timed steps after {result['warmup']} warm-up",
-        f"  images/s {result['images_per_s']:.3f}   seconds/step {result['seconds_per_step']:.3f}   "
-        f"peak RSS {result['peak_rss_mb']:.0f} MB{cuda}",
-        f"  precision {s['precision']}, channels_last {str(s['channels_last']).lower()}, malloc tuning "
-        f"{s['malloc_tuning']}, threads {s['threads']}, device {s['device']}"
-        + (f" ({s['gpu']})" if s.get("gpu") else ""),
-        f"  torch {s['torch']}, CPU {s['cpu']} x {s['cpus']}, load average "
-        f"{' '.join(f'{v:.2f}' for v in result['loadavg'])}",
-    ]
-
-
 def run_train(args: argparse.Namespace) -> int:
     import os
 
     import torch
 
-    from posetransfer.training import benchmark
+    from posetransfer.bench import train as benchmark
+    from posetransfer.bench.train import format_train as _format_train
     from posetransfer.training.config import load_config
     from posetransfer.utils import perf
 
@@ -173,7 +82,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     raw_random, random_init = _random_init(args.random_init)
-    overrides = list(args.overrides)
+    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
     if args.baseline or args.compare:
         baseline = benchmark.run_baseline(
             args.config, overrides, steps=args.steps, warmup=args.warmup, random_init=raw_random, threads=args.threads
@@ -183,8 +92,10 @@ def run_train(args: argparse.Namespace) -> int:
         lines = _format_train(baseline, "bench train (baseline)")
     else:
         config = load_config(args.config, overrides)
+        on_cpu = config.train.device == "cpu" or (config.train.device == "auto" and not torch.cuda.is_available())
         result = benchmark.bench_train(
-            config, steps=args.steps, warmup=args.warmup, random_init=random_init, malloc=not args.no_malloc_tuning
+            config, steps=args.steps, warmup=args.warmup, random_init=random_init, malloc=not args.no_malloc_tuning,
+            peak_tflops=args.peak_tflops, measure_conv_peak=on_cpu and not args.no_conv_peak,
         ).as_dict()
         report = result
         lines = _format_train(result, "bench train")
@@ -220,6 +131,12 @@ def _register_train(group: argparse._SubParsersAction) -> None:
                    help="build network NAME with random weights from CONFIG's model.NAME instead of loading it "
                    "from init_from (e.g. g1=configs/pg2/market/g1_posemaskloss.yaml for stage II)")  # fmt: skip
     p.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's default malloc settings")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="the training device (default: the config's train.device)")  # fmt: skip
+    p.add_argument("--peak-tflops", type=float, default=None, metavar="T",
+                   help="the device's bf16 peak for MFU (default: the table of known GPUs)")  # fmt: skip
+    p.add_argument("--no-conv-peak", action="store_true",
+                   help="on CPU, skip the bf16 convolution micro-benchmark (the fraction-of-peak figure)")  # fmt: skip
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--baseline", action="store_true",
                       help="run the plain reference instead: fp32, eager, NCHW, default malloc (in a subprocess)")  # fmt: skip
@@ -234,7 +151,7 @@ def _register_train(group: argparse._SubParsersAction) -> None:
 def run_precision(args: argparse.Namespace) -> int:
     import tempfile
 
-    from posetransfer.training import benchmark
+    from posetransfer.bench import train as benchmark
 
     with tempfile.TemporaryDirectory(prefix="posetransfer-precision-") as tmp:
         overrides = list(args.overrides)
@@ -279,6 +196,53 @@ def _register_precision(group: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", default="pose_mask_l1", help="the loss compared (default pose_mask_l1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_precision)
+
+
+# ---- bench infer -------------------------------------------------------------------------------
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    from posetransfer.bench.infer import bench_infer, format_infer
+
+    report = bench_infer(device=args.device, batch=args.batch, repeats=args.repeats, precision=args.precision,
+                         models=tuple(args.models), datasets=tuple(args.datasets), check_bf16=args.check_bf16,
+                         peak_tflops=args.peak_tflops, threads=args.threads, width=args.width,
+                         peak_seconds=args.peak_seconds)  # fmt: skip
+    print(json.dumps(report, indent=2) if args.json else "\n".join(format_infer(report)))
+    return 0
+
+
+# the choices of bench.infer.MODELS and bench.infer.SIZES (not imported: they import torch)
+INFER_MODELS = ("g1", "g1+g2", "multiview")
+INFER_DATASETS = ("market", "deepfashion")
+
+
+def _register_infer(group: argparse._SubParsersAction) -> None:
+    MODELS, SIZES = INFER_MODELS, INFER_DATASETS  # noqa: N806
+    p = group.add_parser(
+        "infer",
+        help="time inference of G1, G1+G2 and the multi-view generator",
+        description="Time inference (random weights, synthetic inputs, the settings generate and transfer use) of "
+        "PG2's G1, G1+G2 and the multi-view generator at Market (128x64) and DeepFashion (256x176) sizes: "
+        "ms/image, frames/s, FLOPs and the fraction of peak (CPU: the bf16 conv peak measured in the same run).",
+    )
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default cpu")
+    p.add_argument("--batch", type=positive_int, default=8, metavar="N", help="images per call (default 8)")
+    p.add_argument("--repeats", type=positive_int, default=3, metavar="N", help="timed batches, best kept (default 3)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32")  # fmt: skip
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), metavar="MODEL", help=f"of {', '.join(MODELS)}")
+    p.add_argument("--datasets", nargs="+", choices=tuple(SIZES), default=list(SIZES), metavar="DATA",
+                   help=f"of {', '.join(SIZES)}")  # fmt: skip
+    p.add_argument("--check-bf16", action="store_true", help="also compare bf16 and fp32 outputs (mean, max |diff|)")
+    p.add_argument("--peak-tflops", type=float, default=None, metavar="T", help="the device's bf16 peak (CUDA default: table)")
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch intra-op threads on CPU")
+    p.add_argument("--peak-seconds", type=float, default=0.2, metavar="S",
+                   help="CPU: seconds per timed run of the conv peak micro-benchmark (default 0.2)")  # fmt: skip
+    p.add_argument("--width", type=positive_int, default=None, metavar="C",
+                   help="replace the networks' base widths (a quick check of the wiring; not the recipes' speed)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_infer)
 
 
 # Subcommands of ``bench``, in --help order.
@@ -358,6 +322,7 @@ def run_animate(args: argparse.Namespace) -> int:
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _register_encodings,
     _register_train,
+    _register_infer,
     _register_precision,
     _register_animate,
 )

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from posetransfer.commands._args import fraction, positive_int, size_hw
-from posetransfer.errors import DataError
+from posetransfer.errors import DataError, OutputError
 
 
 def register(subparsers) -> None:
@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--background", choices=("varied", "plain"), default="varied")
     s.add_argument("--test-fraction", type=fraction, default=0.2, help="share of identities in test/ (default 0.2)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing data set in --out")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_synth)
 
@@ -45,6 +46,7 @@ def register(subparsers) -> None:
     w.add_argument("--seed", type=int, default=0)
     w.add_argument("--scale", type=int, default=0, help="enlarge images by this factor (default: to >= 256 rows)")
     w.add_argument("--out", required=True, type=Path, help="output PNG")
+    w.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     w.set_defaults(func=_show)
 
     r = sub.add_parser("pairs", help="write same-identity pairs for an annotation file")
@@ -53,6 +55,7 @@ def register(subparsers) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--max-pairs", type=positive_int, default=None)
     r.add_argument("--require-torso", action="store_true", help="only images with both shoulders and both hips")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     r.set_defaults(func=_pairs)
 
     _register_walk(sub)
@@ -71,8 +74,9 @@ def register(subparsers) -> None:
 def _synth(args) -> int:
     from posetransfer.data.synth import synthesize
 
-    if args.out.exists() and not args.out.is_dir():
-        raise DataError(args.out, "exists and is not a folder")
+    from posetransfer.utils.io import check_output
+
+    check_output(args.out, kind="dir", overwrite=args.overwrite)
     summary = synthesize(
         args.out,
         size=args.size,
@@ -123,8 +127,11 @@ def _show(args) -> int:
     from posetransfer.data.pairs import make_pairs
     from posetransfer.pose.io import read_annotations
     from posetransfer.utils.io import save_image
-    from posetransfer.utils.viz import draw_skeleton, make_grid, overlay_mask, to_uint8
+    from posetransfer.pose.draw import draw_skeleton
+    from posetransfer.utils.io import check_output
+    from posetransfer.utils.viz import make_grid, overlay_mask, to_uint8
 
+    check_output(args.out, overwrite=args.overwrite)
     files = resolve_dataset(args.dir, args.split)
     pairs = None
     if files.pairs_path is None:  # no pairs file: show generated same-identity pairs instead
@@ -161,7 +168,11 @@ def _show(args) -> int:
 def _pairs(args) -> int:
     from posetransfer.data.pairs import group_by_identity, make_pairs
     from posetransfer.pose.io import read_annotations, write_pairs
+    from posetransfer.utils.io import check_output
 
+    if args.out.exists() and args.annotation.exists() and args.out.resolve() == args.annotation.resolve():
+        raise OutputError(f"{args.out}: is the input annotation file; --out must name another file")
+    check_output(args.out, overwrite=args.overwrite)
     annotations = read_annotations(args.annotation)
     pairs = make_pairs(annotations, seed=args.seed, max_pairs=args.max_pairs, require_torso=args.require_torso)
     if not pairs:

@@ -72,7 +72,9 @@ def _finish(report) -> int:
 
 def _deepfashion(args) -> int:
     from posetransfer.data.importers.deepfashion import import_deepfashion
+    from posetransfer.utils.io import check_writable_folder
 
+    check_writable_folder(args.out)  # before the first archive is read
     return _finish(import_deepfashion(
         args.raw_dir, args.out, size=args.size, lists=args.lists, annotations=args.annotations,
         extract=args.extract_missing, backend=_backend(args), fmt=args.fmt, source=args.source,
@@ -82,7 +84,9 @@ def _deepfashion(args) -> int:
 
 def _market(args) -> int:
     from posetransfer.data.importers.market import import_market
+    from posetransfer.utils.io import check_writable_folder
 
+    check_writable_folder(args.out)  # before the first archive is read
     return _finish(import_market(
         args.raw_dir, args.out, annotations=args.annotations, extract=args.extract_missing,
         backend=_backend(args), overwrite=args.overwrite, progress=not args.no_progress, check=not args.no_check,

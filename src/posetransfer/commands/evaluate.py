@@ -43,7 +43,11 @@ def register(subparsers) -> None:
     p.add_argument("--compare", type=Path, nargs="+", metavar="RUN", help="report folders (or metrics.json files) to tabulate, rows = runs")
     p.add_argument("--name", default=None, help="row name in the table (default: the generated folder's name)")
     p.add_argument("--patn-bound", type=int, default=None, metavar="PX",
-                   help="PATN's white padding per side for ssim_patn (default: 40 on 176-wide images, else 0)")  # fmt: skip
+                   help="PATN's white padding per side for ssim_patn, mask_ssim_patn and is, as its "
+                        "getMetrics_fashion.py (default: 40 on 176-wide images, else 0)")  # fmt: skip
+    p.add_argument("--pg2-mask-of", choices=("target", "condition"), default="target",
+                   help="whose keypoints make the pg2 mask of mask_ssim_pg2 / mask_is / masked_l1: the target's "
+                        "(PG2's paper, default) or the condition image's (PG2's released score_mask.py)")  # fmt: skip
     p.add_argument("--fid-real", type=Path, default=None,
                    help="real images for fid / fid_gfla / fid_cfld: a folder (statistics cached) or an .npz of `evaluate fid-stats` (its protocol must match; default: the data set's training split)")  # fmt: skip
     p.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth")
@@ -53,6 +57,7 @@ def register(subparsers) -> None:
     p.add_argument("--openpose-weights", default=None, help="local body_pose_model.pth (the openpose backend of pckh)")
     p.add_argument("--pose-backend", default=None,
                    help="pose estimator for PCKh (default: openpose when body_pose_model.pth is found, reported as pckh; else mediapipe, reported as pckh_mediapipe)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace the reports in an existing --out folder")
     p.add_argument("--show", type=int, default=8, help="best and worst pairs shown in report.html (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -83,6 +88,9 @@ def run_fid_stats(args: argparse.Namespace) -> int:
 
     if args.out.exists() and not args.overwrite:
         raise DataError(args.out, "already exists (pass --overwrite to replace it)")
+    from posetransfer.utils.io import check_output
+
+    check_output(args.out, overwrite=True)  # not a folder, and writable, before the statistics are computed
     FID.list_real_images(args.folder, args.protocol)  # a bad folder fails before any weights are loaded
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     weights = args.inception_weights if args.protocol == "fid" else args.inception_gfla_weights
@@ -95,11 +103,13 @@ def run_fid_stats(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from posetransfer.evaluation.report import compare_runs
-    from posetransfer.utils.io import atomic_write_text
+    from posetransfer.utils.io import atomic_write_text, check_output
 
     if args.compare:
         if args.generated or args.data:
             raise PosetransferError("--compare takes report folders only; leave out --generated and --data")
+        if args.out:
+            check_output(Path(args.out) / "table.md", overwrite=args.overwrite)
         table = compare_runs(args.compare)
         if args.out:
             atomic_write_text(Path(args.out) / "table.md", table)
@@ -111,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
 
     from posetransfer.evaluation.evaluate import WeightPaths, run_evaluation
 
+    # checked before a single metric is computed (evaluation can take minutes)
+    check_output(args.out, kind="dir", overwrite=args.overwrite)
+
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)
 
@@ -119,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         weights=WeightPaths(args.inception_weights, args.alexnet_weights, args.lpips_weights,
                             args.inception_gfla_weights, args.openpose_weights),
         fid_real=args.fid_real, pose_backend=args.pose_backend, name=args.name, show=args.show,
-        progress=not args.no_progress, log=log,
+        progress=not args.no_progress, log=log, pg2_mask_of=args.pg2_mask_of,
     )  # fmt: skip
     print((Path(args.out) / "table.md").read_text(encoding="utf-8"), end="")
     print(f"wrote {args.out}/metrics.json, table.md, report.html ({values['pairs']} pairs)", file=sys.stderr)

@@ -22,11 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Rebuild a model from a checkpoint (model.json + safetensors) and generate one "
         "PNG per pair, named <from-stem>___<to-stem>.png, plus image grids.",
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder or run folder (its latest checkpoint)")
+    p.add_argument("--checkpoint", required=True,
+                   help="step folder, run folder (its latest checkpoint), exported folder or Hugging Face Hub repo id")
     p.add_argument("--data", required=True, type=Path, help="data set folder (plain, Market or DeepFashion layout)")
     p.add_argument("--split", default=None, choices=("train", "test"), help="split, when the folder holds several")
     p.add_argument("--pairs", type=Path, default=None, help="pairs CSV replacing the data set's own")
     p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="write into an --out folder that already holds files")
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N pairs")
     p.add_argument("--grid-rows", type=positive_int, default=8, help="pairs per grid image (default 8)")
@@ -36,8 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from posetransfer.training.inference import generate_pairs
+    from posetransfer.inference import generate_pairs
+    from posetransfer.utils.io import check_output
 
+    check_output(args.out, kind="dir", overwrite=args.overwrite)
     summary = generate_pairs(
         args.checkpoint, args.data, args.out, split=args.split, pairs=args.pairs, batch_size=args.batch_size,
         limit=args.limit, grid_rows=args.grid_rows, device=args.device, progress=not args.no_progress,

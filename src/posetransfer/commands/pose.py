@@ -1,4 +1,5 @@
-"""``posetransfer pose {extract,bench,library,track}``: keypoints from photos, extractor accuracy, built-in poses, video tracking.
+"""``posetransfer pose {extract,bench,library,mask,track}``: keypoints from photos, extractor accuracy,
+built-in poses, pose masks by protocol, video tracking.
 
 ``pose extract IMAGE... --out annotation.csv [--preview DIR]`` writes the field's annotation format
 (``name:[ys]:[xs]``, 18 keypoints, -1 = missing) for one's own photos. Photos with no person are
@@ -46,6 +47,7 @@ def register(subparsers) -> None:
     e.add_argument("--out", required=True, type=Path, help="annotation file to write (name:[ys]:[xs])")
     e.add_argument("--preview", type=Path, default=None, help="folder for skeleton overlays (<name>.png)")
     e.add_argument("--skip-unreadable", action="store_true", help="list unreadable files instead of failing")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --out file and --preview images")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_backend_args(e)
     e.set_defaults(func=_extract)
@@ -54,6 +56,7 @@ def register(subparsers) -> None:
     b.add_argument("--data", required=True, type=Path, help="plain-layout data set (images/, annotation.csv)")
     b.add_argument("--limit", type=int, default=None, help="only the first N images")
     b.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     b.add_argument("--no-progress", action="store_true")
     _add_backend_args(b)
     b.set_defaults(func=_bench)
@@ -62,7 +65,20 @@ def register(subparsers) -> None:
     lib.add_argument("--size", type=size_hw, default=None, help="HEIGHTxWIDTH of the frame, e.g. 256x176")
     lib.add_argument("--out", type=Path, default=None, help="annotation file with one row per pose (needs --size)")
     lib.add_argument("--preview", type=Path, default=None, help="folder for stick-figure images (needs --size)")
+    lib.add_argument("--overwrite", action="store_true", help="replace an existing --out file and --preview images")
     lib.set_defaults(func=_library)
+
+    m = sub.add_parser("mask", help="write the pose mask of every annotation row as a PNG (pg2 or patn protocol)",
+                       description="One single-channel PNG per row of ANNOTATION, <image-stem>.png, 255 on the mask "
+                                   "and 0 elsewhere: pg2 = PG2's released _getPoseMask, patn = PATN's "
+                                   "produce_ma_mask (docs/protocols.md).")  # fmt: skip
+    m.add_argument("annotation", type=Path, metavar="ANNOTATION", help="annotation file (name:[ys]:[xs])")
+    m.add_argument("--size", type=size_hw, required=True, help="HEIGHTxWIDTH of the frame, e.g. 128x64 or 256x176")
+    m.add_argument("--protocol", choices=("pg2", "patn"), default="pg2", help="whose mask (default pg2)")
+    m.add_argument("--out", type=Path, required=True, help="folder for the masks")
+    m.add_argument("--overwrite", action="store_true", help="replace masks already in --out")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m.set_defaults(func=_mask)
 
     _register_track(sub)
 
@@ -70,10 +86,17 @@ def register(subparsers) -> None:
 def _extract(args) -> int:
     from posetransfer.pose.extract import draw_skeleton, extract_poses_from_files
     from posetransfer.pose.io import write_annotations
-    from posetransfer.utils.io import read_image, save_image
+    from posetransfer.utils.io import check_output, read_image, save_image
 
+    check_output(args.out, overwrite=args.overwrite)
+    if args.preview is not None:
+        check_output(args.preview, kind="dir", overwrite=args.overwrite, option="--preview")
     names: dict[str, Path] = {}
     for path in args.images:
+        try:
+            path.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError(path, "the file name is not valid UTF-8 (the annotation file is UTF-8 text); rename it") from None
         if ":" in path.name or "\n" in path.name:
             raise DataError(path, "the file name contains ':' (the annotation format's separator); rename it")
         if path.name in names and names[path.name] != path:
@@ -81,6 +104,10 @@ def _extract(args) -> int:
         names[path.name] = path
     backend = make_backend(args)
     poses, no_person, unreadable = extract_poses_from_files(list(names.values()), backend, progress=not args.no_progress)
+    if len(unreadable) == 1 and not args.skip_unreadable:  # one bad file: its own message is the line
+        path = next(iter(unreadable))
+        problem = unreadable[path].removeprefix(f"{path}: ")
+        raise DataError(path, f"{problem}; nothing written (--skip-unreadable leaves it out)")
     for msg in unreadable.values():
         print(f"unreadable: {msg}", file=sys.stderr)
     if unreadable and not args.skip_unreadable:
@@ -104,8 +131,10 @@ def _extract(args) -> int:
 
 def _bench(args) -> int:
     from posetransfer.pose.extract import evaluate_extractor
-    from posetransfer.utils.io import atomic_write_json
+    from posetransfer.utils.io import atomic_write_json, check_output
 
+    if args.json is not None:
+        check_output(args.json, overwrite=args.overwrite, option="--json")
     result = evaluate_extractor(args.data, make_backend(args), limit=args.limit, progress=not args.no_progress)
     print(json.dumps(result, indent=2))
     if args.json is not None:
@@ -121,6 +150,12 @@ def _library(args) -> int:
     if args.size is None:
         print("\n".join(POSES))
         return 0
+    from posetransfer.utils.io import check_output
+
+    if args.out is not None:
+        check_output(args.out, overwrite=args.overwrite)
+    if args.preview is not None:
+        check_output(args.preview, kind="dir", overwrite=args.overwrite, option="--preview")
     poses = {f"{name}.png": library_pose(name, args.size) for name in POSES}
     if args.preview is not None:
         import numpy as np
@@ -136,6 +171,40 @@ def _library(args) -> int:
         write_annotations(args.out, poses)
     print("\n".join(POSES))
     return 0
+
+
+def _mask(args) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from posetransfer.pose.io import read_annotations
+    from posetransfer.pose.masks import protocol_mask
+    from posetransfer.utils.io import save_image
+
+    annotations = read_annotations(args.annotation)
+    if not annotations:
+        raise DataError(args.annotation, "holds no annotation rows")
+    by_stem: dict[str, str] = {}
+    for name in annotations:
+        stem = Path(name).stem
+        if stem in by_stem:
+            raise DataError(args.annotation, f"rows {by_stem[stem]!r} and {name!r} would both write {stem}.png")
+        by_stem[stem] = name
+    targets = [args.out / f"{stem}.png" for stem in by_stem]
+    existing = [t for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        raise DataError(existing[0], f"exists ({len(existing)} of the {len(targets)} masks are already in {args.out}); "
+                        "use --overwrite to replace them")  # fmt: skip
+    names = list(by_stem.values())
+    bar = tqdm(total=len(names), desc=f"{args.protocol} masks", unit="mask", disable=args.no_progress)
+    for s in range(0, len(names), 256):
+        chunk = names[s : s + 256]
+        masks = protocol_mask(np.stack([annotations[n] for n in chunk]), args.size, args.protocol)
+        for path, mask in zip(targets[s : s + 256], masks):
+            save_image(path, np.where(mask > 0.5, 255, 0).astype(np.uint8))
+        bar.update(len(chunk))
+    bar.close()
+    print(f"wrote {len(names)} {args.protocol} mask(s) of {args.size[0]}x{args.size[1]} to {args.out}")
 
 
 # -- pose track (issue 13) ----------------------------------------------------------------------------

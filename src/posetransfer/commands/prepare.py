@@ -41,8 +41,19 @@ def register_prepare(data_subparsers) -> None:
 
 
 def _prepare(args) -> int:
+    import re
+
     from posetransfer.commands.pose import make_backend
     from posetransfer.data.prepare import prepare_dataset
+    from posetransfer.errors import ConfigError
+    from posetransfer.utils.io import check_output
+
+    if args.identity not in ("subfolders", "filename"):
+        try:
+            re.compile(args.identity)
+        except re.error as err:
+            raise ConfigError(f"--identity {args.identity!r}: not a valid regular expression ({err})") from None
+    check_output(args.out, kind="dir", overwrite=args.overwrite)
 
     report = prepare_dataset(
         args.raw_dir, args.out, args.size, identity=args.identity, test_fraction=args.test_fraction,

@@ -73,6 +73,9 @@ def build(args: argparse.Namespace):
         raise PosetransferError(f"--host {args.host} listens beyond this machine: give --token SECRET")
     if args.state.exists() and not args.state.is_dir():
         raise PosetransferError(f"{args.state}: --state exists and is not a folder")
+    from posetransfer.utils.io import check_writable_folder
+
+    check_writable_folder(args.state)  # the server writes its results there
     pipeline = None
     if args.checkpoint is not None:
         from posetransfer.inference import Pipeline

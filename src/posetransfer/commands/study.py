@@ -24,6 +24,7 @@ def register(subparsers) -> None:
     e.add_argument("--n-real", type=int, default=55, help="real images shown (PG2: 55)")
     e.add_argument("--n-generated", type=int, default=55, help="generated images shown (PG2: 55)")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
     e.set_defaults(func=_export)
 
     s = sub.add_parser("score", help="R2G and G2R of collected answers (rater,image,answer CSV)")
@@ -36,6 +37,9 @@ def register(subparsers) -> None:
 def _export(args: argparse.Namespace) -> int:
     from posetransfer.data.layouts import list_images
     from posetransfer.evaluation.study import export_study
+    from posetransfer.utils.io import check_output
+
+    check_output(args.out, kind="dir", overwrite=args.overwrite)
 
     real = [args.real / n for n in list_images(args.real)]
     gen = [args.generated / n for n in list_images(args.generated)]

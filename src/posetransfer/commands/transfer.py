@@ -17,12 +17,14 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("transfer", help="re-pose the person of your photo(s) with a trained model",
                               description="Generate the person of the source photo(s) in a target pose.")  # fmt: skip
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder or run folder")
+    p.add_argument("--checkpoint", required=True,
+                   help="step, run or exported folder, or a Hugging Face Hub repo id (owner/name[@revision])")
     p.add_argument("--source", required=True, action="append", type=Path, metavar="PHOTO",
                    help="photo of the person (repeat for a multi-view model)")
     p.add_argument("--pose", required=True, metavar="TARGET",
                    help="pose file (one annotation row), a photo, or a built-in pose name (see `pose library`)")
     p.add_argument("--out", required=True, type=Path, help="output PNG")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--on-canvas", action="store_true", help="paste the result back on the first source photo")
     p.add_argument("--frame", choices=FRAME_MODES, default="height",
                    help="how photos are brought to the model frame (default height: DeepFashion's full height + centre crop)")
@@ -34,8 +36,9 @@ def register(subparsers) -> None:
 
 def _transfer(args) -> int:
     from posetransfer.inference import Pipeline
-    from posetransfer.utils.io import save_image
+    from posetransfer.utils.io import check_output, save_image
 
+    check_output(args.out, overwrite=args.overwrite)
     pipe = Pipeline.from_checkpoint(args.checkpoint, device=args.device, frame=args.frame, fill=args.fill,
                                     backend=args.backend)
     result = pipe.transfer(args.source, args.pose)

@@ -1,15 +1,17 @@
 """Torch data sets: pairs for PG2 and per-identity photo groups for the multi-view generator.
 
-* :class:`PairDataset`: one (source, target) pair per item, PG2's training sample (000_*, section
+* :class:`PairDataset`: one (source, target) pair per item, PG2's training sample ("Pose Guided Person Image Generation", section
   3: condition image ``I_A``, target pose ``P_B``, target image ``I_B`` and its pose mask ``M_B``).
-* :class:`MultiViewDataset`: one identity per item, the multi-view paper's batch (003_*, section
+* :class:`MultiViewDataset`: one identity per item, the multi-view paper's batch (section
   3.3: "a set of images that belong to a same person wearing same fashion garment"): 1 to 5
   source photos for the bidirectional ConvLSTM encoder, a target photo and its stick figure, and
   an unpaired pose ``p~`` (with its real image ``y~``) from another identity for the two
   discriminators (eqs. 2-3).
 
-Encodings come from :mod:`posetransfer.pose.encodings`; this module only reads files, applies the
-optional augmentation and converts to tensors. Names in the pairs and annotation files are
+Items are built by :func:`posetransfer.data.inputs.model_inputs` from an
+:class:`~posetransfer.data.inputs.InputSpec` (the same function inference uses, so training and
+inference inputs cannot drift apart); this module only reads files and applies the optional
+augmentation. Names in the pairs and annotation files are
 validated when the data set is built (names only, cheap); an image that cannot be decoded, or has
 the wrong size, raises a :class:`~posetransfer.errors.DataError` naming the file when its item is
 read.
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from posetransfer.data.inputs import InputSpec, encode_pose, image_to_tensor, model_inputs
 from posetransfer.data.layouts import DatasetFiles, list_images, resolve_dataset
 from posetransfer.data.pairs import group_by_identity, pair_line_numbers
 from posetransfer.errors import DataError
@@ -49,10 +52,16 @@ def drop_out_of_frame(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 HxWx3 -> float32 3xHxW in [-1, 1] (the models' range, tanh outputs)."""
-    t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
-    return t.div_(127.5).sub_(1.0)
+def _spec(inputs: InputSpec | None, files: DatasetFiles, size: tuple[int, int], **fallback: Any) -> InputSpec:
+    """The data set's input spec at its image size: ``inputs`` if given, else one from the old
+    keyword arguments (``mask_radius`` / ``mask_closing`` None = ``pose_mask``'s defaults)."""
+    if inputs is None:
+        mask = {k: fallback.pop(f"mask_{k}") for k in ("radius", "closing")}
+        inputs = InputSpec(mask={k: int(v) for k, v in mask.items() if v is not None}, **fallback)
+    try:
+        return inputs.at_size(size)
+    except ValueError as err:
+        raise DataError(files.images_dir, f"does not fit the model: {err}") from None
 
 
 def _files_of(path: str | Path | DatasetFiles, split: str | None, size: tuple[int, int] | None) -> DatasetFiles:
@@ -127,7 +136,10 @@ class PairDataset(_Base):
 
     ``pairs`` overrides the data set's pairs file: a path to a ``from,to`` CSV or a list of
     (source, target) names. ``augment`` (e.g. :class:`posetransfer.data.transforms.Augment`)
-    is applied to source and target independently with the item's seeded rng.
+    is applied to source and target independently with the item's seeded rng, or with one draw
+    for both when it has ``pair=True`` (the released PG2 data's pair flips). The ``target_mask``
+    is the ``pose_mask`` of the spec's mask arguments (``protocol`` default "pg2", PG2's released
+    ``_getPoseMask``; :mod:`posetransfer.pose.masks`).
     """
 
     def __init__(
@@ -143,14 +155,20 @@ class PairDataset(_Base):
         size: tuple[int, int] | None = None,
         seed: int = 0,
         stick_thickness: int | None = None,
-        mask_radius: int = 4,
-        mask_closing: int = 5,
+        mask_radius: int | None = None,
+        mask_closing: int | None = None,
+        inputs: InputSpec | None = None,
     ) -> None:
         if heatmap not in ("disk", "gaussian"):
             raise ValueError(f"heatmap must be 'disk' or 'gaussian', got {heatmap!r}")
         super().__init__(path, split, augment, size, seed)
-        self.heatmap, self.radius, self.sigma = heatmap, int(radius), float(sigma)
-        self.stick_thickness, self.mask_radius, self.mask_closing = stick_thickness, int(mask_radius), int(mask_closing)
+        #: the model-input spec (``inputs`` when given, which overrides the encoding arguments)
+        self.inputs = _spec(
+            inputs, self.files, self.size, heatmap=heatmap, radius=int(radius), sigma=float(sigma), stick_thickness=stick_thickness,
+            mask_radius=mask_radius, mask_closing=mask_closing,
+        )  # fmt: skip
+        if self.inputs.group:
+            raise ValueError("PairDataset needs a single-source InputSpec (group=False)")
         self.pairs = self._read_and_validate_pairs(pairs)
 
     def _read_and_validate_pairs(self, pairs) -> list[tuple[str, str]]:
@@ -187,28 +205,30 @@ class PairDataset(_Base):
             raise IndexError(index)
         source_name, target_name = self.pairs[index]
         rng = self._rng(index) if self.augment is not None else None
-        source, source_kp = self._load(source_name, rng)
-        target, target_kp = self._load(target_name, rng)
-        size = self.size
-        heatmaps = encodings.pose_heatmaps(target_kp, size, kind=self.heatmap, radius=self.radius, sigma=self.sigma)
-        return {
-            "source_image": image_to_tensor(source),
-            "target_image": image_to_tensor(target),
-            "source_keypoints": torch.from_numpy(source_kp),
-            "target_keypoints": torch.from_numpy(target_kp),
-            "target_heatmaps": torch.from_numpy(heatmaps),
-            "target_coords": torch.from_numpy(encodings.coordinate_vector(target_kp, size)),
-            "target_stick": torch.from_numpy(encodings.stick_figure(target_kp, size, thickness=self.stick_thickness)),
-            "target_mask": torch.from_numpy(
-                encodings.pose_mask(target_kp, size, radius=self.mask_radius, closing=self.mask_closing)
-            )[None],
-            "source_name": source_name,
-            "target_name": target_name,
-        }
+        if rng is not None and getattr(self.augment, "pair", False):
+            (source, source_kp), (target, target_kp) = self._load_pair(source_name, target_name, rng)
+        else:
+            source, source_kp = self._load(source_name, rng)
+            target, target_kp = self._load(target_name, rng)
+        item: dict[str, Any] = model_inputs(
+            self.inputs, [source], target_kp, source_keypoints=[source_kp], target_image=target
+        )
+        item["source_name"] = source_name
+        item["target_name"] = target_name
+        return item
+
+    def _load_pair(self, source_name: str, target_name: str, rng: np.random.Generator):
+        """Source and target with ONE augmentation draw for both (``Augment(pair=True)``)."""
+        source = (read_image(self.files.images_dir / source_name, self.size),
+                  drop_out_of_frame(self.annotations[source_name], self.size))  # fmt: skip
+        target = (read_image(self.files.images_dir / target_name, self.size),
+                  drop_out_of_frame(self.annotations[target_name], self.size))  # fmt: skip
+        (s_img, s_kp), (t_img, t_kp) = self.augment.apply_pair(source, target, rng)  # type: ignore[union-attr]
+        return (s_img, drop_out_of_frame(s_kp, self.size)), (t_img, drop_out_of_frame(t_kp, self.size))
 
 
 class MultiViewDataset(_Base):
-    """One identity per item: K source photos, a target photo, and an unpaired pose (003_*).
+    """One identity per item: K source photos, a target photo, and an unpaired pose (the multi-view paper).
 
     Groups are the annotated images with a file, by :func:`~posetransfer.data.layouts.identity_of`;
     identities with fewer than ``min_sources + 1`` photos (``num_sources + 1`` when fixed) are left out. For
@@ -223,8 +243,8 @@ class MultiViewDataset(_Base):
     photo of another identity with its real image ``y~`` (eqs. 2-3): ``other_image``,
     ``other_keypoints``, ``other_stick``, ``other_name``.
 
-    Use :meth:`collate` as the DataLoader's ``collate_fn``: batch size 1 is the paper's batch
-    (one identity); larger batches need equal K (fix ``num_sources``).
+    Batch size 1 is the paper's batch (one identity); larger batches need equal K (fix
+    ``num_sources``), or :class:`posetransfer.data.groups.IdentityGroups`, which pads.
     """
 
     def __init__(
@@ -240,8 +260,9 @@ class MultiViewDataset(_Base):
         size: tuple[int, int] | None = None,
         seed: int = 0,
         stick_thickness: int | None = None,
-        mask_radius: int = 4,
-        mask_closing: int = 5,
+        mask_radius: int | None = None,
+        mask_closing: int | None = None,
+        inputs: InputSpec | None = None,
     ) -> None:
         if max_sources < 1:
             raise ValueError(f"max_sources must be >= 1, got {max_sources}")
@@ -252,7 +273,13 @@ class MultiViewDataset(_Base):
         super().__init__(path, split, augment, size, seed)
         self.min_sources = int(min_sources)
         self.max_sources, self.num_sources, self.unpaired = int(max_sources), num_sources, bool(unpaired)
-        self.stick_thickness, self.mask_radius, self.mask_closing = stick_thickness, int(mask_radius), int(mask_closing)
+        #: the model-input spec: K source photos, the target's stick figure and pose mask
+        self.inputs = _spec(
+            inputs, self.files, self.size, stick_thickness=stick_thickness, encodings=("stick", "mask"), group=True,
+            mask_radius=mask_radius, mask_closing=mask_closing,
+        )  # fmt: skip
+        if not self.inputs.group:
+            raise ValueError("MultiViewDataset needs a multi-source InputSpec (group=True)")
         need = 1 + (num_sources if num_sources is not None else self.min_sources)
         usable = [n for n in self.annotations if n in self.on_disk]
         groups = group_by_identity(usable)
@@ -296,44 +323,17 @@ class MultiViewDataset(_Base):
         aug_rng = np.random.default_rng([self.seed, self.epoch, int(index), 1]) if self.augment is not None else None
         loaded = [self._load(n, aug_rng) for n in source_names]
         target, target_kp = self._load(target_name, aug_rng)
-        size = self.size
-        item: dict[str, Any] = {
-            "source_images": torch.stack([image_to_tensor(im) for im, _ in loaded]),
-            "source_keypoints": torch.from_numpy(np.stack([kp for _, kp in loaded])),
-            "target_image": image_to_tensor(target),
-            "target_keypoints": torch.from_numpy(target_kp),
-            "target_stick": torch.from_numpy(encodings.stick_figure(target_kp, size, thickness=self.stick_thickness)),
-            "target_mask": torch.from_numpy(
-                encodings.pose_mask(target_kp, size, radius=self.mask_radius, closing=self.mask_closing)
-            )[None],
-            "source_names": list(source_names),
-            "target_name": target_name,
-            "identity": self.groups[index][0],
-        }
+        item: dict[str, Any] = model_inputs(
+            self.inputs, [im for im, _ in loaded], target_kp, source_keypoints=[kp for _, kp in loaded],
+            target_image=target,
+        )  # fmt: skip
+        item["source_names"] = list(source_names)
+        item["target_name"] = target_name
+        item["identity"] = self.groups[index][0]
         if other_name is not None:
             other, other_kp = self._load(other_name, aug_rng)
             item["other_image"] = image_to_tensor(other)
             item["other_keypoints"] = torch.from_numpy(other_kp)
-            item["other_stick"] = torch.from_numpy(encodings.stick_figure(other_kp, size, thickness=self.stick_thickness))
+            item["other_stick"] = encode_pose(other_kp, self.inputs, ("stick",))["stick"]
             item["other_name"] = other_name
         return item
-
-    @staticmethod
-    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-        """Stack items into a batch: tensors gain a leading batch dim, strings and name lists become lists.
-
-        ``source_images`` becomes (B, K, 3, H, W); all items must have the same K (always true for
-        batch size 1, the paper's batch, or with ``num_sources`` fixed).
-        """
-        if not items:
-            raise ValueError("cannot collate an empty batch")
-        ks = {it["source_images"].shape[0] for it in items}
-        if len(ks) > 1:
-            raise ValueError(
-                f"items have different numbers of source photos {sorted(ks)}: use batch size 1 or fix num_sources"
-            )
-        out: dict[str, Any] = {}
-        for key in items[0]:
-            values = [it[key] for it in items]
-            out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
-        return out

@@ -1,6 +1,6 @@
-"""Same-identity training pairs from an annotation, for users' own data (SPEC.md section 4).
+"""Same-identity training pairs from an annotation, for users' own data.
 
-PG2 (000_*, section 4.1) trains on ordered pairs (I_A, I_B) of two photos of the same person; the
+PG2 ("Pose Guided Person Image Generation", section 4.1) trains on ordered pairs (I_A, I_B) of two photos of the same person; the
 field's pair files (``market-pairs-*.csv``, ``fasion-resize-pairs-*.csv``) list such pairs. This
 module builds them for a new annotation file.
 """

@@ -20,6 +20,7 @@ with the image and a generated image can be pasted back on the original canvas.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 import tempfile
@@ -288,6 +289,9 @@ def prepare_dataset(
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    from posetransfer.utils.io import umask_mode
+
+    os.chmod(tmp, umask_mode(0o777))  # mkdtemp's 0700 would make the data set owner-only
     try:
         records: list[tuple[str, str, np.ndarray]] = []  # (identity, out name, keypoints)
         no_person: dict[str, str] = {}

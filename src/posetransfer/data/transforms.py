@@ -170,6 +170,12 @@ class Augment:
             ``H x W``; ``None`` = no crop.
         rotation: maximum angle in degrees; the angle is uniform in ``[-rotation, rotation]``.
         border: how pixels coming from outside the image are filled (see :data:`Border`).
+        pair: for a data set of image pairs, draw ONE transform per pair and apply it to both
+            images (:meth:`apply_pair`). The released PG2 data flips the two images of a pair
+            together (its ``convert_market.py`` / ``convert_DF.py`` add the pairs of a separately
+            flipped image folder, ``bounding_box_train_flip``, to the unflipped pairs), so a
+            flipped condition image never meets an unflipped target. ``False``: each image of a
+            pair gets its own draw.
 
     The output always has the input's size. All randomness comes from the ``rng`` argument, so
     a data set seeding one generator per sample is reproducible across workers.
@@ -179,6 +185,7 @@ class Augment:
     crop: tuple[float, float] | None = None
     rotation: float = 0.0
     border: Border = "replicate"
+    pair: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.flip <= 1.0:
@@ -230,3 +237,12 @@ class Augment:
         self, image: np.ndarray, kp: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         return self.apply(self.sample(rng, np.asarray(image).shape[:2]), image, kp)
+
+    def apply_pair(
+        self, first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], rng: np.random.Generator
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """One draw applied to both ``(image, kp)`` of a pair (the images must have one size)."""
+        if np.asarray(first[0]).shape[:2] != np.asarray(second[0]).shape[:2]:
+            raise ValueError(f"pair images differ in size: {np.asarray(first[0]).shape[:2]} vs {np.asarray(second[0]).shape[:2]}")
+        params = self.sample(rng, np.asarray(first[0]).shape[:2])
+        return self.apply(params, *first), self.apply(params, *second)

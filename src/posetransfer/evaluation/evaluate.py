@@ -37,15 +37,27 @@ class EvaluationSet:
     targets: np.ndarray  # (N, H, W, 3) uint8
     target_keypoints: np.ndarray  # (N, 18, 2) float32
     images_dir: Path
+    source_keypoints: np.ndarray | None = None  # (N, 18, 2) float32, the condition images'
 
-    def masks(self) -> np.ndarray:
-        """The targets' PG2 pose masks ``(N, H, W)`` uint8 (mask-SSIM, mask-IS, masked L1)."""
-        from posetransfer.pose.encodings import pose_mask
+    def masks(self, protocol: str = "pg2", of: str = "target") -> np.ndarray:
+        """Pose masks ``(N, H, W)`` uint8 of ``protocol`` (:mod:`posetransfer.pose.masks`).
 
+        ``of="target"``: of the targets' keypoints (PG2's paper and PATN's ``getMetrics``).
+        ``of="condition"``: of the condition images' keypoints, which is what PG2's released
+        ``score_mask.py`` reads (its ``mask`` folder, written by ``trainer.py`` from ``mask_fixed``,
+        the condition image's ``pose_mask_r4_0``; docs/protocols.md).
+        """
+        from posetransfer.pose.masks import protocol_mask
+
+        if of not in ("target", "condition"):
+            raise ValueError(f"masks of 'target' or 'condition', got {of!r}")
+        kps = self.target_keypoints if of == "target" else self.source_keypoints
+        if kps is None:
+            raise ValueError("this evaluation set has no condition-image keypoints")
         h, w = self.targets.shape[1:3]
         out = np.empty((len(self.targets), h, w), dtype=np.uint8)
         for i in range(0, len(out), 512):
-            out[i : i + 512] = pose_mask(self.target_keypoints[i : i + 512], (h, w)) > 0.5
+            out[i : i + 512] = protocol_mask(kps[i : i + 512], (h, w), protocol) > 0.5
         return out
 
 
@@ -106,6 +118,7 @@ def load_evaluation_set(
         targets=np.stack(targets),
         target_keypoints=np.stack([annotations[t] for _, t in pairs]).astype(np.float32),
         images_dir=files.images_dir,
+        source_keypoints=np.stack([annotations[s] for s, _ in pairs]).astype(np.float32),
     )
 
 
@@ -151,7 +164,7 @@ def plan_metrics(
     if find_weights("fid_inception", weights.inception):
         plan += list(M.INCEPTION_METRICS)
     else:
-        notes.append("is, mask_is, fid skipped: the Inception weights are not on this machine (ask for them with --metrics to download)")
+        notes.append("is, mask_is, mask_is_patn, fid skipped: the Inception weights are not on this machine (ask for them with --metrics to download)")
     if find_weights("inception_v3_google", weights.inception_gfla):
         plan.append("fid_gfla")  # GFLA's FID, when torchvision's Inception v3 is on this machine
     if find_weights("alexnet", weights.alexnet) and find_weights("lpips_alex", weights.lpips):
@@ -225,21 +238,27 @@ def evaluate_set(
     device: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda s: None,
+    pg2_mask_of: str = "target",
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Compute ``metrics`` on a loaded :class:`EvaluationSet` -> (metrics.json dict, per-pair values).
 
     ``bound=None`` applies PATN's 40-pixel white padding exactly on 176-wide images (its
-    DeepFashion protocol) and none otherwise. The Inception and LPIPS networks run on ``device``
-    (default: CUDA when available); SSIM and the pixel metrics on the CPU. ``pose_backend=None``:
-    see :func:`pckh_backend`; the PCKh key names the estimator (:func:`pckh_key`).
+    DeepFashion protocol, for ``ssim_patn`` and ``is``) and none otherwise. ``pg2_mask_of``: whose
+    keypoints make the pg2 mask of ``mask_ssim_pg2`` / ``mask_is`` / ``masked_l1``: "target"
+    (PG2's paper) or "condition" (PG2's released ``score_mask.py``). The Inception and LPIPS
+    networks run on ``device`` (default: CUDA when available); SSIM and the pixel metrics on the
+    CPU. ``pose_backend=None``: see :func:`pckh_backend`; the PCKh key names the estimator
+    (:func:`pckh_key`).
     """
     weights = weights or WeightPaths()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     width = data.generated.shape[2]
     if bound is None:
         bound = 40 if width == PATN_DEEPFASHION_WIDTH else 0
-    needs_masks = any(m in M.MASK_METRICS for m in metrics)
-    masks = data.masks() if needs_masks else None
+    masks = data.masks("pg2", of=pg2_mask_of) if any(m in M.PG2_MASK_METRICS for m in metrics) else None
+    if masks is not None and pg2_mask_of != "target":
+        log(f"pg2 masks of the {pg2_mask_of} images' keypoints (PG2's released score_mask.py)")
+    patn_masks = data.masks("patn") if any(m in M.PATN_MASK_METRICS for m in metrics) else None
     inception = real = lpips_model = None
     if any(m in M.INCEPTION_METRICS for m in metrics):
         from posetransfer.evaluation.inception import load_fid_inception
@@ -266,7 +285,8 @@ def evaluate_set(
     per_pair: dict[str, np.ndarray] = {}
     try:
         result = M.compute_metrics(
-            data.generated, data.targets, masks, [m for m in metrics if m in M.COMPUTED_BY_COMPUTE_METRICS], bound=bound,
+            data.generated, data.targets, masks, [m for m in metrics if m in M.COMPUTED_BY_COMPUTE_METRICS],
+            patn_masks=patn_masks, bound=bound,
             inception=inception, real_stats=real, lpips_model=lpips_model, per_pair=per_pair, progress=progress,
         )  # fmt: skip
         for protocol in tv_protocols:
@@ -291,10 +311,10 @@ def evaluate_set(
         result[key], _, _ = pckh(pred, data.target_keypoints)
     ordered = {m: result[m] for m in M.ALL_METRICS if m in result}
     ordered.update({k: v for k, v in result.items() if k.startswith("pckh_") and k not in ordered})
-    for extra in ("is_std", "mask_is_std", "fid_gfla_images"):
+    for extra in ("is_std", "mask_is_std", "mask_is_patn_std", "fid_gfla_images"):
         if extra in result:
             ordered[extra] = result[extra]
-    if any(m in metrics for m in ("ssim_patn", "mask_ssim_patn")):
+    if any(m in metrics for m in ("ssim_patn", "mask_ssim_patn", "is")):
         ordered["ssim_patn_bound"] = bound
     ordered["pairs"] = result["pairs"]
     return ordered, per_pair
@@ -338,6 +358,7 @@ def run_evaluation(
     show: int = 8,
     progress: bool = False,
     log: Callable[[str], None] = lambda s: None,
+    pg2_mask_of: str = "target",
 ) -> dict[str, float]:
     """Evaluate ``generated_dir`` against ``data`` and write ``metrics.json``, ``table.md`` and
     ``report.html`` into ``out_dir``; returns the metrics. ``metrics=None``: see :func:`plan_metrics`."""
@@ -355,7 +376,7 @@ def run_evaluation(
     log(f"{len(data_set.pairs)} generated images; metrics: {', '.join(plan)}")
     values, per_pair = evaluate_set(
         data_set, plan, bound=bound, weights=weights, fid_real=fid_real, pose_backend=pose_backend,
-        progress=progress, log=log,
+        progress=progress, log=log, pg2_mask_of=pg2_mask_of,
     )  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

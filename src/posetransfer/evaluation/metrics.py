@@ -7,13 +7,17 @@ Names (the keys of ``metrics.json``):
 ``ssim_patn``      SSIM, Gaussian sigma 1.5, population covariance, data range of the generated
                    image (PATN, Zhu et al. 2019 ``getMetrics_*.py``); with ``bound=40`` PATN's
                    white padding of 176-wide DeepFashion (:func:`.ssim.add_bounding`)
-``mask_ssim_pg2``  ``ssim_pg2`` on both images times the target's pose mask (PG2 Table 1 "mask-SSIM")
-``mask_ssim_patn`` ``ssim_patn`` on the masked images (PATN's Market protocol)
+``mask_ssim_pg2``  ``ssim_pg2`` on both images times the pg2 pose mask (PG2's released ``_getPoseMask``)
+                   of the target's keypoints (PG2 Table 1 "mask-SSIM", ``score_mask.py``)
+``mask_ssim_patn`` ``ssim_patn`` on both images times the patn mask (PATN's ``produce_ma_mask``) of
+                   the target's keypoints (PATN's ``getMetrics_market.py``)
 ``psnr``           PSNR on uint8, data range 255, per image then averaged
 ``l1``             mean |generated - target| on the [-1, 1] scale (PATN's ``l1_score``)
 ``masked_l1``      the same over the target's pose-mask pixels only (pairs with an empty mask skipped)
-``is``             Inception Score, 10 splits (Salimans et al. 2016), TF-Inception 1008-way softmax
-``mask_is``        the IS of the masked generated images (PG2 Table 1 "mask-IS")
+``is``             Inception Score, 10 splits (Salimans et al. 2016), TF-Inception 1008-way softmax;
+                   with ``bound=40`` on the white-padded images (PATN's ``getMetrics_fashion.py``)
+``mask_is``        the IS of the generated images times the pg2 mask (PG2 Table 1 "mask-IS")
+``mask_is_patn``   the IS of the generated images times the patn mask (PATN's ``getMetrics_market.py``)
 ``fid``            FID (Heusel et al. 2017), 2048-d pool3 features, real statistics of a real set
 ``lpips``          LPIPS-Alex v0.1, per pair then averaged
 ``pckh``           PCKh (PATN's ``calPCKH_*.py``) with the keypoints of the OpenPose network that made
@@ -27,6 +31,7 @@ Names (the keys of ``metrics.json``):
 =================  ==========================================================================
 
 Every image function takes uint8 ``(N, H, W, 3)`` arrays; masks are ``(N, H, W)`` in {0, 1}.
+docs/protocols.md names the released script and line each number reproduces.
 """
 
 from __future__ import annotations
@@ -37,19 +42,21 @@ import numpy as np
 from scipy import linalg
 from scipy.special import rel_entr
 
-from posetransfer.evaluation.ssim import apply_mask, ssim_patn, ssim_pg2
+from posetransfer.evaluation.ssim import add_bounding, apply_mask, ssim_patn, ssim_pg2
 
 CHEAP_METRICS = ("ssim_pg2", "ssim_patn", "mask_ssim_pg2", "mask_ssim_patn", "psnr", "l1", "masked_l1")
-INCEPTION_METRICS = ("is", "mask_is", "fid")
+INCEPTION_METRICS = ("is", "mask_is", "mask_is_patn", "fid")
 # Named conventions of later tables (GFLA, PIDM, CFLD), computed by evaluation.evaluate / .protocols.
 PROTOCOL_METRICS = ("fid_gfla", "fid_cfld", "ssim_gfla", "ssim_pidm", "lpips_gfla", "pckh_mediapipe")
 ALL_METRICS = CHEAP_METRICS + INCEPTION_METRICS + ("lpips", "pckh") + PROTOCOL_METRICS
 COMPUTED_BY_COMPUTE_METRICS = CHEAP_METRICS + INCEPTION_METRICS + ("lpips",)
-MASK_METRICS = ("mask_ssim_pg2", "mask_ssim_patn", "masked_l1", "mask_is")
+MASK_METRICS = ("mask_ssim_pg2", "mask_ssim_patn", "masked_l1", "mask_is", "mask_is_patn")
+PG2_MASK_METRICS = ("mask_ssim_pg2", "masked_l1", "mask_is")  # the pg2 mask (``masks``)
+PATN_MASK_METRICS = ("mask_ssim_patn", "mask_is_patn")  # the patn mask (``patn_masks``)
 # Which way is better, for the report's best/worst pairs and the comparison table.
 HIGHER_IS_BETTER = {
     "ssim_pg2": True, "ssim_patn": True, "mask_ssim_pg2": True, "mask_ssim_patn": True,
-    "psnr": True, "l1": False, "masked_l1": False, "is": True, "mask_is": True,
+    "psnr": True, "l1": False, "masked_l1": False, "is": True, "mask_is": True, "mask_is_patn": True,
     "fid": False, "lpips": False, "pckh": True,
     "fid_gfla": False, "fid_cfld": False, "ssim_gfla": True, "ssim_pidm": True, "lpips_gfla": False, "pckh_mediapipe": True,
 }  # fmt: skip
@@ -163,6 +170,7 @@ def compute_metrics(
     masks: np.ndarray | None = None,
     metrics: Sequence[str] = CHEAP_METRICS,
     *,
+    patn_masks: np.ndarray | None = None,
     bound: int = 0,
     inception: object | None = None,
     real_stats: tuple[np.ndarray, np.ndarray] | None = None,
@@ -173,9 +181,11 @@ def compute_metrics(
 ) -> dict[str, float]:
     """Dataset-level metrics of generated vs target images, for the CLI and for in-memory callers.
 
-    ``generated``, ``target``: uint8 ``(N, H, W, 3)``; ``masks``: the targets' pose masks
-    ``(N, H, W)`` (needed by the ``mask_*`` metrics); ``bound``: PATN's white padding for
-    ``ssim_patn`` / ``mask_ssim_patn`` (40 on 176-wide DeepFashion, 0 elsewhere). ``inception``
+    ``generated``, ``target``: uint8 ``(N, H, W, 3)``; ``masks``: the pg2 pose masks ``(N, H, W)``
+    (of the targets' keypoints: PG2's protocol) for ``mask_ssim_pg2`` / ``mask_is`` / ``masked_l1``;
+    ``patn_masks``: the patn masks for ``mask_ssim_patn`` / ``mask_is_patn``; ``bound``: PATN's white padding for
+    ``ssim_patn`` / ``mask_ssim_patn`` and ``is`` (40 on 176-wide DeepFashion, 0 elsewhere:
+    PATN's ``getMetrics_fashion.py`` pads before both IS and SSIM). ``inception``
     (:func:`.inception.load_fid_inception`) is needed by ``is`` / ``mask_is`` / ``fid``, ``real_stats``
     (mean, covariance of real pool3 features) by ``fid``, ``lpips_model`` by ``lpips``. ``pckh`` is
     computed elsewhere (it needs a pose estimator). Per-pair values, where a metric has them, are
@@ -191,20 +201,24 @@ def compute_metrics(
     unknown = [m for m in metrics if m not in ALL_METRICS]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; known: {', '.join(ALL_METRICS)}")
-    if masks is None and any(m in MASK_METRICS for m in metrics):
-        raise ValueError(f"the metrics {[m for m in metrics if m in MASK_METRICS]} need the targets' pose masks")
+    if masks is None and any(m in PG2_MASK_METRICS for m in metrics):
+        raise ValueError(f"the metrics {[m for m in metrics if m in PG2_MASK_METRICS]} need the pg2 pose masks")
+    if patn_masks is None and any(m in PATN_MASK_METRICS for m in metrics):
+        raise ValueError(f"the metrics {[m for m in metrics if m in PATN_MASK_METRICS]} need the patn pose masks")
     if per_pair is None:
         per_pair = {}
 
-    masked_g = masked_t = None
-    if masks is not None and any(m in MASK_METRICS for m in metrics):
+    masked_g = masked_t = patn_g = patn_t = None
+    if masks is not None and any(m in PG2_MASK_METRICS for m in metrics):
         masked_g, masked_t = apply_mask(generated, masks), apply_mask(target, masks)
+    if patn_masks is not None and any(m in PATN_MASK_METRICS for m in metrics):
+        patn_g, patn_t = apply_mask(generated, patn_masks), apply_mask(target, patn_masks)
 
     per_pair_fns: dict[str, Callable[[], np.ndarray]] = {
         "ssim_pg2": lambda: ssim_pg2(generated, target),
         "ssim_patn": lambda: ssim_patn(generated, target, bound=bound),
         "mask_ssim_pg2": lambda: ssim_pg2(masked_g, masked_t),
-        "mask_ssim_patn": lambda: ssim_patn(masked_g, masked_t, bound=bound),
+        "mask_ssim_patn": lambda: ssim_patn(patn_g, patn_t, bound=bound),
         "psnr": lambda: psnr(generated, target),
         "l1": lambda: l1(generated, target),
         "masked_l1": lambda: masked_l1(generated, target, masks),
@@ -231,6 +245,8 @@ def compute_metrics(
 
         feats, probs = inception_outputs(inception, generated, progress=progress)
         if "is" in metrics:
+            if bound:  # PATN's DeepFashion IS: on the white-padded images, as its SSIM
+                _, probs = inception_outputs(inception, add_bounding(generated, bound), progress=progress)
             out["is"], out["is_std"] = inception_score_from_probs(probs, is_splits)
         if "fid" in metrics:
             if real_stats is None:
@@ -239,5 +255,8 @@ def compute_metrics(
         if "mask_is" in metrics:
             _, mprobs = inception_outputs(inception, masked_g, progress=progress)
             out["mask_is"], out["mask_is_std"] = inception_score_from_probs(mprobs, is_splits)
+        if "mask_is_patn" in metrics:
+            _, pprobs = inception_outputs(inception, patn_g, progress=progress)
+            out["mask_is_patn"], out["mask_is_patn_std"] = inception_score_from_probs(pprobs, is_splits)
     out["pairs"] = int(len(generated))
     return out

@@ -24,6 +24,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("is", "IS"),
     ("mask_ssim_pg2", "mask-SSIM (PG2)"),
     ("mask_is", "mask-IS"),
+    ("mask_is_patn", "mask-IS (PATN)"),
     ("ssim_patn", "SSIM (PATN)"),
     ("mask_ssim_patn", "mask-SSIM (PATN)"),
     ("fid", "FID"),
@@ -64,7 +65,7 @@ def format_table(rows: Sequence[tuple[str, dict]]) -> str:
     if bounds:
         notes.append(
             "SSIM (PATN): Gaussian window, data range of the generated image"
-            + (f", white padding of {', '.join(str(b) for b in sorted(bounds))} px per side" if bounds != {0} else "")
+            + (f", white padding of {', '.join(str(b) for b in sorted(bounds))} px per side (also for IS)" if bounds != {0} else "")
             + "."
         )
     return "\n".join(lines) + "\n" + ("\n" + " ".join(notes) + "\n" if notes else "")

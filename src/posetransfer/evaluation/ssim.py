@@ -1,5 +1,5 @@
 """SSIM in torch, batched, equal to scikit-image's ``structural_similarity`` under the two
-conventions of the field (SPEC.md section 5).
+conventions of the field (the PG2 and PATN evaluation scripts).
 
 * **PG2** (Ma et al. 2017, Table 1 "SSIM"): ``structural_similarity(target, generated,
   channel_axis=-1)`` on uint8 images with scikit-image's defaults: a 7x7 uniform window, the sample

@@ -17,6 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from posetransfer.errors import ModelConfigError
+from posetransfer.models.validation import check_image_size
+
 __all__ = [
     "ConvReLU",
     "SimpleResidualBlock",
@@ -75,15 +78,9 @@ def check_divisible(image_size: tuple[int, int] | list[int], factor: int, what: 
 
     Returns the size as a tuple of two ints.
     """
-    if (
-        not isinstance(image_size, (tuple, list))
-        or len(image_size) != 2
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in image_size)
-    ):
-        raise ValueError(f"image_size must be two positive ints (height, width), got {image_size!r}")
-    height, width = int(image_size[0]), int(image_size[1])
+    height, width = check_image_size(image_size)
     if height % factor or width % factor:
-        raise ValueError(
+        raise ModelConfigError(
             f"image_size {height}x{width} is not divisible by {factor} ({what}); "
             f"choose a size whose height and width are multiples of {factor} or change the depth"
         )

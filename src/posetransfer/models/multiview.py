@@ -1,4 +1,5 @@
-"""Networks of the multi-image pose-transfer model (paper 003, "multiview"; SPEC.md section 3).
+"""Networks of the multi-image pose-transfer model (the "multi-view paper": one generator with a
+bidirectional ConvLSTM image encoder, discriminators D_I and D_P).
 
 The paper's generator ``G`` has three parts (its section 3.1, Fig. 2):
 
@@ -38,19 +39,20 @@ The discriminators ``D_I`` and ``D_P`` are both :class:`PatchDiscriminator` (pix
 PatchGAN, section 4.2): ``D_I`` on images (3 channels), ``D_P`` on an image concatenated with a pose
 map (3 + 3 channels). :class:`Pix2PixGenerator` is the pix2pix U-Net baseline of Table 1.
 
-Every network takes keyword constructor arguments only (JSON-serialisable) and keeps them in
-``self.config``, so a checkpoint can rebuild its own model: ``type(net)(**net.config)``.
+Every network takes keyword constructor arguments only (JSON-serialisable); checkpoints save the
+complete set (``training.config.complete_kwargs``) in ``model.json`` beside the weights.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posetransfer.errors import ConfigError
+from posetransfer.errors import ConfigError, ModelConfigError
+from posetransfer.models.validation import check_int, check_number, check_positive_ints
 
 __all__ = [
     "BiConvLSTM",
@@ -70,8 +72,8 @@ _NORMS = ("instance", "batch", "none")
 
 
 def _check_norm(norm: str) -> None:
-    if norm not in _NORMS:
-        raise ConfigError(f"unknown norm {norm!r}; expected one of {', '.join(_NORMS)}")
+    if not isinstance(norm, str) or norm not in _NORMS:
+        raise ModelConfigError(f"unknown norm {norm!r}; expected one of {', '.join(_NORMS)}")
 
 
 def _norm(norm: str, channels: int) -> nn.Module:
@@ -169,7 +171,7 @@ class ConvLSTMCell(nn.Module):
     ):
         super().__init__()
         if kernel_size % 2 != 1:
-            raise ConfigError(f"ConvLSTM kernel_size must be odd (same padding), got {kernel_size}")
+            raise ModelConfigError(f"ConvLSTM kernel_size must be odd (same padding), got {kernel_size}")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.gates = nn.Conv2d(
@@ -416,25 +418,18 @@ class MultiViewGenerator(nn.Module):
         super().__init__()
         _check_norm(norm)
         _check_norm(pose_norm)
+        check_positive_ints(image_channels=image_channels, pose_channels=pose_channels, base_channels=base_channels,
+                            n_down=n_down, pose_base_channels=pose_base_channels, lstm_kernel_size=lstm_kernel_size,
+                            max_sources=max_sources)  # fmt: skip
+        check_int("n_res", n_res, 0)
+        check_int("fusion_blocks", fusion_blocks, 0)
+        if lstm_hidden_channels is not None:
+            check_int("lstm_hidden_channels", lstm_hidden_channels, 1)
+        check_number("init_gain", init_gain, 0.0)
         if n_down < 1:
-            raise ConfigError(f"n_down must be at least 1, got {n_down}")
+            raise ModelConfigError(f"n_down must be at least 1, got {n_down}")
         if max_sources < 1:
-            raise ConfigError(f"max_sources must be at least 1, got {max_sources}")
-        self.config: dict[str, Any] = dict(
-            image_channels=image_channels,
-            pose_channels=pose_channels,
-            base_channels=base_channels,
-            n_down=n_down,
-            n_res=n_res,
-            pose_base_channels=pose_base_channels,
-            lstm_hidden_channels=lstm_hidden_channels,
-            lstm_kernel_size=lstm_kernel_size,
-            fusion_blocks=fusion_blocks,
-            norm=norm,
-            pose_norm=pose_norm,
-            max_sources=max_sources,
-            init_gain=init_gain,
-        )
+            raise ModelConfigError(f"max_sources must be at least 1, got {max_sources}")
         self.n_down = n_down
         self.max_sources = max_sources
 
@@ -507,7 +502,7 @@ class MultiViewGenerator(nn.Module):
             )
         m = 2**self.n_down
         if h % m or w % m:
-            raise ConfigError(
+            raise ModelConfigError(
                 f"image size {h}x{w} (height x width) is not a multiple of {m}: the generator "
                 f"downsamples {self.n_down} times; crop or resize the data, or change n_down"
             )
@@ -550,14 +545,7 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         _check_norm(norm)
         if n_layers < 1:
-            raise ConfigError(f"n_layers must be at least 1, got {n_layers}")
-        self.config: dict[str, Any] = dict(
-            in_channels=in_channels,
-            base_channels=base_channels,
-            n_layers=n_layers,
-            norm=norm,
-            init_gain=init_gain,
-        )
+            raise ModelConfigError(f"n_layers must be at least 1, got {n_layers}")
         bias = norm != "batch"
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, base_channels, 4, stride=2, padding=1),
@@ -604,6 +592,13 @@ class Pix2PixGenerator(nn.Module):
     Sizes: an input whose sides are not multiples of ``2**num_downs`` (DeepFashion's 256x176,
     Market's 128x64 with 8 downs) is zero-padded around to the next multiple and the output is
     cropped back, so any size works.
+
+    ``test_mode`` is what ``eval()`` means. ``"pix2pix"`` (default): as pix2pix's released
+    ``test.py``, which calls ``model.eval()`` only under ``--eval`` (off by default) and forces
+    ``batch_size = 1``: each image is generated alone with batch norm on its own statistics and
+    dropout on (the paper, "Image-to-Image Translation with Conditional Adversarial Networks",
+    section 3.1, keeps dropout at test time as its noise), running statistics untouched.
+    ``"eval"``: PyTorch's usual eval mode (running statistics, no dropout).
     """
 
     def __init__(
@@ -616,21 +611,16 @@ class Pix2PixGenerator(nn.Module):
         norm: NormName = "batch",
         dropout: bool = True,
         init_gain: float = 0.02,
+        test_mode: str = "pix2pix",
     ):
         super().__init__()
         _check_norm(norm)
         if num_downs < 2:
-            raise ConfigError(f"num_downs must be at least 2, got {num_downs}")
-        self.config: dict[str, Any] = dict(
-            image_channels=image_channels,
-            pose_channels=pose_channels,
-            base_channels=base_channels,
-            num_downs=num_downs,
-            norm=norm,
-            dropout=dropout,
-            init_gain=init_gain,
-        )
+            raise ModelConfigError(f"num_downs must be at least 2, got {num_downs}")
+        if test_mode not in ("pix2pix", "eval"):
+            raise ModelConfigError(f"test_mode must be 'pix2pix' or 'eval', got {test_mode!r}")
         self.num_downs = num_downs
+        self.test_mode = test_mode
         bias = norm != "batch"
         ch = [base_channels * min(2**i, 8) for i in range(num_downs)]
         self.downs = nn.ModuleList()
@@ -659,6 +649,33 @@ class Pix2PixGenerator(nn.Module):
         _init_weights(self, init_gain)
 
     def forward(self, source_image: Tensor, target_pose_map: Tensor) -> Tensor:
+        if not self.training and self.test_mode == "pix2pix":
+            return self._pix2pix_test(source_image, target_pose_map)
+        return self._unet(source_image, target_pose_map)
+
+    def _pix2pix_test(self, source_image: Tensor, target_pose_map: Tensor) -> Tensor:
+        """pix2pix's test time: one image at a time, batch norm and dropout in training mode."""
+        layers = [m for m in self.modules() if isinstance(m, (nn.BatchNorm2d, nn.Dropout))]
+        saved = [
+            (m, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+            for m in layers if isinstance(m, nn.BatchNorm2d)
+        ]  # fmt: skip
+        try:
+            for m in layers:
+                m.training = True
+                if isinstance(m, nn.BatchNorm2d):
+                    m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: left as it is
+            out = [self._unet(source_image[i : i + 1], target_pose_map[i : i + 1]) for i in range(source_image.shape[0])]
+        finally:
+            for m in layers:
+                m.training = False
+            for m, momentum, tracked in saved:
+                m.momentum = momentum
+                if tracked is not None:
+                    m.num_batches_tracked.copy_(tracked)
+        return torch.cat(out)
+
+    def _unet(self, source_image: Tensor, target_pose_map: Tensor) -> Tensor:
         x = torch.cat([source_image, target_pose_map], dim=1)
         h, w = x.shape[-2:]
         m = 2**self.num_downs

@@ -1,6 +1,6 @@
 """PG2 networks: the stage-I generator G1, the stage-II generator G2 and the pair discriminator D.
 
-Paper: Ma et al., "Pose Guided Person Image Generation", NIPS 2017 (``papers/000_*.txt``),
+Paper: Ma et al., "Pose Guided Person Image Generation", NIPS 2017,
 sections 3.1 (G1), 3.2 (G2 and D) and 3.3 (architecture). Where the paper is silent the layer
 widths and wiring follow the authors' TensorFlow code, charliememory/Pose-Guided-Person-Image-
 Generation: ``GeneratorCNN_Pose_UAEAfterResidual`` (G1, ``models.py`` / ``models256.py``),
@@ -20,6 +20,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from posetransfer.errors import ModelConfigError
+from posetransfer.models.validation import check_bool, check_choice, check_positive_ints
 from posetransfer.models.blocks import (
     ConvReLU,
     SimpleResidualBlock,
@@ -36,9 +38,7 @@ POSE_EMBEDDINGS: tuple[str, ...] = ("concat", "ce", "hme")
 
 
 def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_positive_ints(**values)  # ModelConfigError (a ValueError) naming the argument
 
 
 def _check_image(x: torch.Tensor, channels: int, size: tuple[int, int] | None, name: str) -> None:
@@ -139,8 +139,7 @@ class G1(nn.Module):
             num_blocks=num_blocks,
             z_dim=z_dim,
         )
-        if pose_embedding not in POSE_EMBEDDINGS:
-            raise ValueError(f"pose_embedding must be one of {POSE_EMBEDDINGS}, got {pose_embedding!r}")
+        check_choice("pose_embedding", pose_embedding, POSE_EMBEDDINGS)
         factor = 2 ** (num_blocks - 1)
         self.image_size = check_divisible(
             image_size, factor, f"G1 with num_blocks={num_blocks} halves it {num_blocks - 1} times"
@@ -257,8 +256,7 @@ class G2(nn.Module):
     ):
         super().__init__()
         _check_positive(image_channels=image_channels, base_channels=base_channels, num_blocks=num_blocks)
-        if not isinstance(top_skip, bool):
-            raise ValueError(f"top_skip must be a bool, got {top_skip!r}")
+        check_bool("top_skip", top_skip)
         factor = 2 ** (num_blocks - 1)
         # G2 is fully convolutional; image_size is validated so that the U-Net levels align.
         self.image_size = check_divisible(

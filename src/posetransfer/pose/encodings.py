@@ -1,4 +1,4 @@
-"""Pose encodings the models consume, computed from keypoints alone (SPEC.md section 1).
+"""Pose encodings the models consume, computed from keypoints alone (PG2 sec. 3.1; the multi-view paper sec. 3.1).
 
 Every function is pure: keypoints ``(..., 18, 2)`` float32 ``(y, x)`` and a frame size
 ``(H, W)`` in, a float32 array out, with the same leading batch dimensions. A keypoint is
@@ -13,8 +13,8 @@ Encodings and where they come from:
   4 pixels around the keypoint and 0 elsewhere".
 * :func:`gaussian_heatmaps`: PATN's Gaussian maps (sigma 6). Kept in float32: PATN's
   preprocessing script once stored them as uint8, which truncated every value below 1 to 0.
-* :func:`pose_mask`: PG2's pose mask ``M_B`` of the pose-mask loss (eq. 1) and of mask-SSIM,
-  reproducing its official ``_getPoseMask`` routine.
+* :func:`pose_mask`: the pose mask ``M_B`` of the pose-mask loss (PG2 eq. 1) and of mask-SSIM,
+  by protocol (:mod:`posetransfer.pose.masks`: PG2's released ``_getPoseMask`` by default).
 * :func:`stick_figure`: the RGB stick-figure map of the multi-view generator (its section 3,
   the input of the pose encoder ``E_P``), in OpenPose's colours.
 * :func:`coordinate_vector`: the raw normalised coordinates of PG2's "CE" ablation (Table 1).
@@ -33,7 +33,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from posetransfer.pose.schema import LIMB_COLORS, NUM_KEYPOINTS, PG2_MASK_LIMBS, STICK_LIMBS, TORSO
+from posetransfer.pose.schema import LIMB_COLORS, NUM_KEYPOINTS, STICK_LIMBS
 
 __all__ = [
     "JOINT_COLORS",
@@ -206,64 +206,26 @@ def pose_mask(
     size: tuple[int, int],
     radius: int = 4,
     closing: int = 5,
-    fill_torso: bool = True,
+    protocol: str = "pg2",
 ) -> np.ndarray:
-    """PG2's pose mask ``M_B`` ``(..., H, W)`` in ``{0, 1}`` (eq. 1; its official ``_getPoseMask``).
+    """The pose mask ``M_B`` ``(..., H, W)`` in ``{0, 1}`` of ``protocol`` (:mod:`posetransfer.pose.masks`).
 
-    For every limb of :data:`PG2_MASK_LIMBS` with both ends present, disks of ``radius`` are
-    stamped at both ends and at ``n - 1`` evenly spaced points between them, with
-    ``n = int(length / radius)`` (so consecutive disks are about ``radius`` apart and overlap);
-    the disks are the ``dy^2 + dx^2 <= radius^2`` stencil of :func:`disk_heatmaps`.
-    With ``fill_torso`` the quadrilateral right shoulder, left shoulder, left hip, right hip is
-    filled when all four are present (our addition: it covers the belly the limb disks miss).
-    Finally a morphological closing, dilation then erosion with a ``closing x closing`` square,
-    joins the disks into one body region, as PG2's ``dilation(dense, square(5))`` +
-    ``erosion(dense, square(5))``. OpenCV computes the same as scikit-image here (its default
-    border values leave the frame edge alone, like scikit-image's reflected border for a
-    symmetric square) and is several times faster.
-
-    PG2's routine runs on integer keypoints and truncates sample points to ints; here sample
-    points are rounded, which differs by at most one pixel along a limb.
+    ``"pg2"`` (default; PG2's eq. 1 loss and mask-SSIM / mask-IS) is the released
+    ``_getPoseMask`` exactly; ``"patn"`` PATN's ``produce_ma_mask``; ``"pg2_torso"`` ours (pg2
+    plus a filled torso). ``radius`` is the disk radius (4 in both scripts), ``closing`` the
+    square of PG2's closing (5; PATN's is fixed at 5). Unlike the other encodings, a keypoint
+    is missing only when a coordinate is -1: the released scripts draw the in-frame part of a
+    present keypoint's disk even when the keypoint itself lies outside the picture.
     """
-    kp, height, width = _check(kp, size)
-    if radius < 0 or closing < 1:
-        raise ValueError(f"radius must be >= 0 and closing >= 1, got radius={radius}, closing={closing}")
-    kernel = np.ones((closing, closing), dtype=np.uint8)
-    disk = _disk(int(radius)).astype(np.uint8)
-    step = max(int(radius), 1)
-    limb_a = np.asarray([a for a, _ in PG2_MASK_LIMBS])
-    limb_b = np.asarray([b for _, b in PG2_MASK_LIMBS])
+    from posetransfer.pose import masks
 
-    def one(sample: np.ndarray) -> np.ndarray:
-        canvas = np.zeros((height, width), dtype=np.uint8)
-        present = in_frame(sample, (height, width))
-        pts = sample.astype(np.float64)
-        ok = present[limb_a] & present[limb_b]
-        if ok.any():
-            p0, p1 = pts[limb_a[ok]], pts[limb_b[ok]]
-            # PG2: n = int(length / radius); both ends, plus points i / n for i in 1 .. n - 1 when
-            # n > 1, i.e. t = 0, 1/n, ..., 1 (or just both ends). Vectorised over all limbs.
-            n = (np.hypot(*(p1 - p0).T) / step).astype(np.int64)
-            count = np.where(n > 1, n + 1, 2)
-            limb = np.repeat(np.arange(len(count)), count)
-            first = np.repeat(np.cumsum(count) - count, count)
-            t = (np.arange(len(limb)) - first) / (count[limb] - 1)
-            centres = p0[limb] + (p1 - p0)[limb] * t[:, None]
-            cy, cx = _round(centres).T
-            # both ends are in the frame, so is the segment; clipping only catches y = H - 0.3 -> H
-            canvas[np.minimum(cy, height - 1), np.minimum(cx, width - 1)] = 1
-            # Stamping a disk at every centre = dilating the centre pixels with the disk (it is
-            # symmetric): one OpenCV call instead of hundreds of small numpy stamps.
-            canvas = cv2.dilate(canvas, disk)
-        if fill_torso and all(present[j] for j in TORSO):
-            quad = _round(pts[list(TORSO)][:, ::-1]).astype(np.int32)
-            # the four corners need not form a convex polygon (a crossed pose): fillPoly handles both
-            cv2.fillPoly(canvas, [quad], 1)
-        if closing > 1:
-            canvas = cv2.erode(cv2.dilate(canvas, kernel), kernel)
-        return canvas.astype(np.float32)
-
-    return _per_sample(one, kp, (height, width))
+    if protocol == "pg2":
+        return masks.pg2_mask(kp, size, radius=radius, closing=closing)
+    if protocol == "pg2_torso":
+        return masks.pg2_torso_mask(kp, size, radius=radius, closing=closing)
+    if protocol == "patn":
+        return masks.patn_mask(kp, size, point_radius=radius)
+    raise ValueError(f"unknown mask protocol {protocol!r} (expected one of {', '.join(masks.MASK_PROTOCOLS)})")
 
 
 def coordinate_vector(kp: np.ndarray, size: tuple[int, int]) -> np.ndarray:

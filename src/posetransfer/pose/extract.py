@@ -1,6 +1,6 @@
 """Pose extraction from photos into the field's 18-keypoint format, behind a small backend interface.
 
-The field's annotation files (SPEC.md section 1) were made with OpenPose; no maintained package
+The field's annotation files (18 keypoints, OpenPose / COCO-18 order) were made with OpenPose; no maintained package
 ships OpenPose's COCO-18 model, so a *backend* turns a photo into :class:`Detection` s in that
 format and everything above it (``pose extract``, ``data prepare``, ``transfer``) is
 backend-agnostic. Two backends are registered: ``mediapipe`` (the optional extra

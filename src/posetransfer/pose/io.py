@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ from posetransfer.pose.schema import MISSING, NUM_KEYPOINTS
 from posetransfer.utils.io import atomic_write_text
 
 ANNOTATION_HEADER = "name:keypoints_y:keypoints_x"
+#: largest |coordinate| accepted: far beyond any frame the pixel limit of ``utils.io.read_image``
+#: lets through (100 MP), yet small enough that every later integer/float computation stays exact
+MAX_ABS_COORDINATE = 100_000
 PAIRS_HEADER = ("from", "to")
 
 
@@ -46,6 +50,11 @@ def _parse_coords(text: str, path: Path, lineno: int, axis: str) -> list[int]:
     if len(values) != NUM_KEYPOINTS:
         raise DataError(path, f"keypoints_{axis} has {len(values)} values, expected {NUM_KEYPOINTS}", lineno)
     for v in values:
+        # json.loads reads NaN, Infinity and 1e400 (= inf) as floats: refuse them before int()
+        if isinstance(v, float) and not math.isfinite(v):
+            raise DataError(path, f"keypoints_{axis} holds a non-finite value {v}", lineno)
+        if abs(v) > MAX_ABS_COORDINATE:
+            raise DataError(path, f"keypoints_{axis} holds an absurd coordinate {v} (|value| > {MAX_ABS_COORDINATE})", lineno)
         if v != int(v):
             raise DataError(path, f"keypoints_{axis} holds a non-integer value {v}", lineno)
     return [int(v) for v in values]

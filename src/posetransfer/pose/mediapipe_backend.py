@@ -5,7 +5,7 @@ its models inside the wheel (the detector and the "full" landmark model, ``model
 so it runs offline; later releases download them. Install with ``pip install 'posetransfer[pose]'``
 (it pins numpy<2, protobuf<5 and pulls jax, so it is an optional extra).
 
-Mapping of mediapipe's 33 BlazePose landmarks to the field's 18 (SPEC.md section 1). Both use the
+Mapping of mediapipe's 33 BlazePose landmarks to the field's 18 (OpenPose / COCO-18 order). Both use the
 *person's* left/right (checked on the real DeepFashion annotations: on a front view the right
 shoulder has the smaller x in both), so no swap is needed:
 

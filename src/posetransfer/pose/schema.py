@@ -1,4 +1,4 @@
-"""The 18-keypoint pose schema of the field (OpenPose / COCO-18 order), SPEC.md section 1.
+"""The 18-keypoint pose schema of the field (OpenPose / COCO-18 order).
 
 A pose is a float32 array of shape ``(..., 18, 2)`` holding ``(y, x)`` = (row, column) pixel
 coordinates, the order of the annotation files. A missing keypoint has both coordinates ``-1``
@@ -43,12 +43,15 @@ LIMB_COLORS: tuple[tuple[int, int, int], ...] = (
     (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170),
 )  # fmt: skip
 
-# Limbs connected by PG2's official pose-mask routine (0-based version of its 1-based limbSeq):
-# arms, legs, the torso outline (hip-hip, hips-shoulders), neck, head; (16,16) and (17,17) stamp
-# the ears alone.
+# The 23 limbs of PG2's released ``_getPoseMask`` (its 1-based ``limbSeq`` minus one;
+# Pose-Guided-Person-Image-Generation ``utils.py`` line 102), which PATN's ``produce_ma_mask``
+# reuses (Pose-Transfer ``tool/pose_utils.py`` line 111): OpenPose's 17 drawn limbs, neck-ears,
+# the hips-shoulders torso outline (hip-hip, left hip-left shoulder, right hip-right shoulder)
+# and ear-ear.
 PG2_MASK_LIMBS: tuple[tuple[int, int], ...] = (
-    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (11, 12), (12, 13),
-    (8, 11), (11, 5), (8, 2), (0, 1), (0, 14), (0, 15), (14, 16), (15, 17), (16, 16), (17, 17),
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
+    (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (1, 16), (1, 17), (8, 11), (11, 5),
+    (8, 2), (16, 17),
 )  # fmt: skip
 
 TORSO = (KEYPOINT_INDEX["right_shoulder"], KEYPOINT_INDEX["left_shoulder"],

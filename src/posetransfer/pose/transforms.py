@@ -51,7 +51,7 @@ def flip_keypoints(kp: np.ndarray, width: int) -> np.ndarray:
 
     After mirroring, the joint drawn where the left shoulder was is the person's right shoulder,
     so joints are re-indexed by :data:`FLIP_PERMUTATION`; without that swap a flip would teach the
-    model mirrored anatomy (SPEC.md section 1). Flipping twice is the identity.
+    model mirrored anatomy (the field's flip convention). Flipping twice is the identity.
     """
     kp = _as_pose(kp)
     present = visible(kp)

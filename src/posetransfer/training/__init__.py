@@ -4,10 +4,11 @@
 * :mod:`~posetransfer.training.tasks`: the task interface a model implements (``gen_losses`` /
   ``dis_losses`` / ``generate`` ...) and the task registry.
 * :mod:`~posetransfer.training.base`: the trainer (``train(config, out_dir) -> RunResult``).
-* :mod:`~posetransfer.training.pg2`: the PG2 tasks (Table 1 of 000_*.txt).
+* :mod:`~posetransfer.training.pg2`: the PG2 tasks (Table 1 of "Pose Guided Person Image Generation").
 * :mod:`~posetransfer.training.checkpoint`: safetensors + JSON checkpoints, atomic writes.
 * :mod:`~posetransfer.training.distributed`: torchrun / DDP setup, resumable sharded sampling.
-* :mod:`~posetransfer.training.inference`: ``load_generator(ckpt)``, ``generate_pairs``.
+
+Inference (loading a checkpoint, generating, the pipeline) is :mod:`posetransfer.inference`.
 
 The names below are imported lazily so that ``import posetransfer.training`` stays cheap.
 """
@@ -27,8 +28,6 @@ _EXPORTS = {
     "Task": "posetransfer.training.tasks",
     "register_task": "posetransfer.training.tasks",
     "get_task_class": "posetransfer.training.tasks",
-    "load_generator": "posetransfer.training.inference",
-    "generate_pairs": "posetransfer.training.inference",
 }
 
 __all__ = sorted(_EXPORTS)

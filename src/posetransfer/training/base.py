@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from collections import defaultdict
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -49,7 +50,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from posetransfer.errors import CheckpointError, ConfigError, TrainingError
+from posetransfer.errors import CheckpointError, ConfigError, OutputError, TrainingError
 from posetransfer.training import checkpoint as ckpt_io
 from posetransfer.training.config import Config, apply_overrides, config_from_dict, dump_config, load_config
 from posetransfer.training.distributed import (
@@ -57,10 +58,12 @@ from posetransfer.training.distributed import (
     ResumableBatchSampler,
     cleanup_distributed,
     init_distributed,
+    single_process,
 )
 from posetransfer.training.logger import RunLogger
 from posetransfer.training.tasks import get_task_class
-from posetransfer.utils.io import atomic_write_text
+from posetransfer.utils.io import atomic_write_text, check_writable_folder
+from posetransfer.utils.perf import resolve_precision
 from posetransfer.utils.viz import make_grid
 
 __all__ = ["Trainer", "RunResult", "train", "resume_run", "seed_everything", "set_requires_grad", "RUN_CONFIG"]
@@ -188,51 +191,46 @@ class Trainer:
         cfg, tcfg = self.config, self.config.train
         self.info = info
         self.device = info.device
-        existing = ckpt_io.latest_checkpoint(self.run_dir)
-        if existing is not None and not self.resume:
-            raise ConfigError(
-                f"{self.run_dir}: already holds checkpoints (newest {existing.name}); "
-                "pass --resume to continue that run or choose another --out"
-            )
-        seed_everything(tcfg.seed)
-        task = self.task_cls(cfg)
-        self.task = task
-        nets = task.build_networks()
-        self.setup_networks(nets)
+        existing = self._preflight(info)
+        nets = self.prepare(info)
+        task = self.task
         self.kwargs = self._network_kwargs(existing)
 
         start = 0
         if existing is not None:
             start = self._restore(existing)
 
-        if info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.run_dir / RUN_CONFIG, yaml.safe_dump(dump_config(cfg), sort_keys=False))
-
-        # DDP over the trainable networks only; frozen ones stay plain modules.
-        wrapped: dict[str, nn.Module] = dict(nets)
-        if info.distributed:
-            for name in (*task.generators, *task.discriminators):  # same order on every rank
-                wrapped[name] = DistributedDataParallel(
-                    nets[name], device_ids=[self.device.index] if self.device.type == "cuda" else None
-                )
-        self.wrapped = wrapped
-        self.gen_view = {n: (nets[n] if n in task.discriminators else m) for n, m in wrapped.items()}
 
         train_set = task.build_dataset("train", augment=True)
         sampler = ResumableBatchSampler(
             len(train_set), tcfg.batch_size, rank=info.rank, world_size=info.world_size, seed=tcfg.seed
         )
-        loader = DataLoader(
-            _EpochItems(train_set),
-            batch_sampler=_EpochTagged(sampler),
-            num_workers=tcfg.num_workers,
-            persistent_workers=tcfg.num_workers > 0,
-            pin_memory=self.device.type == "cuda",
-            worker_init_fn=_worker_init,
-            generator=torch.Generator().manual_seed(tcfg.seed + info.rank),
-        )
+        if tcfg.data_path == "device":
+            # every image decoded once, batches encoded and augmented on the device (each rank
+            # draws its shard of indices from the same sampler as the worker path)
+            from posetransfer.data.device import DeviceBatches
+
+            loader: Any = DeviceBatches(train_set, _EpochTagged(sampler), self.device)
+        else:
+            loader = DataLoader(
+                _EpochItems(train_set),
+                batch_sampler=_EpochTagged(sampler),
+                num_workers=tcfg.num_workers,
+                persistent_workers=tcfg.num_workers > 0,
+                pin_memory=self.device.type == "cuda",
+                worker_init_fn=_worker_init,
+                generator=torch.Generator().manual_seed(tcfg.seed + info.rank),
+            )
         test_set = task.build_dataset("test", augment=False) if info.is_main else None
+        check_image_sizes(nets, train_set, "train")
+        if test_set is not None:
+            check_image_sizes(nets, test_set, "test")
+
+        # The run folder is created only now, when the config, the networks and the data are known
+        # to fit: a bad input leaves nothing behind.
+        if info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / RUN_CONFIG, yaml.safe_dump(dump_config(cfg), sort_keys=False))
 
         result = RunResult(run_dir=self.run_dir, step=start, checkpoint=existing, networks=nets)
         logger = RunLogger(
@@ -293,6 +291,85 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------
 
+    def prepare(self, info: DistInfo | None = None, random_init: dict[str, dict[str, Any]] | None = None) -> dict[str, nn.Module]:
+        """Seed, build the task and its networks (:meth:`Task.build_networks`), set them up
+        (:meth:`setup_networks`) and wrap them for the steps (:meth:`wrap_networks`): after this,
+        :meth:`train_step` runs. ``info`` defaults to a lone process on ``train.device``;
+        ``random_init`` is passed to :meth:`Task.build_networks`. Used by :meth:`fit` and by the
+        benchmarks (``posetransfer bench train``), so both time the same set-up."""
+        self.info = info or single_process(self.config.train.device)
+        self.device = self.info.device
+        seed_everything(self.config.train.seed)
+        self.task = self.task_cls(self.config)
+        nets = self.task.build_networks(random_init)
+        self.task.check_image_size(nets)
+        self.setup_networks(nets)
+        self.wrap_networks()
+        return nets
+
+    def wrap_networks(self) -> None:
+        """The call views of the steps: DDP over the trainable networks when distributed (frozen
+        ones stay plain), then ``torch.compile`` when ``train.compile`` (``self.nets`` stay the
+        plain modules that checkpoints save)."""
+        task, nets, tcfg = self.task, self.nets, self.config.train
+        trainable = (*task.generators, *task.discriminators)  # same order on every rank
+        wrapped: dict[str, nn.Module] = dict(nets)
+        if self.info.distributed:
+            for name in trainable:
+                wrapped[name] = DistributedDataParallel(
+                    nets[name], device_ids=[self.device.index] if self.device.type == "cuda" else None
+                )
+        gen_view = {n: (nets[n] if n in task.discriminators else m) for n, m in wrapped.items()}
+        if tcfg.compile:
+            for name in trainable:
+                wrapped[name] = torch.compile(wrapped[name], backend=tcfg.compile_backend)
+                # the generator step sees the plain discriminator (no DDP hooks): compiled apart
+                gen_view[name] = wrapped[name] if name not in task.discriminators else torch.compile(
+                    nets[name], backend=tcfg.compile_backend
+                )
+        self.wrapped, self.gen_view = wrapped, gen_view
+
+    def _preflight(self, info: DistInfo) -> Path | None:
+        """Before anything is built: refuse an existing run without ``resume``, check the folder is
+        writable, tidy an interrupted checkpoint write, find the checkpoint to resume from and warn
+        about every setting that differs from it. Returns that checkpoint (or None)."""
+        run = self.run_dir
+        if run.exists() and not run.is_dir():
+            raise OutputError(f"{run}: exists and is not a folder; --out needs a run folder")
+        # only rank 0 judges the folder: it creates it, possibly before another rank looks
+        holds = info.is_main and run.is_dir() and any(not p.name.startswith(".") for p in run.iterdir())
+        if holds and not self.resume:
+            steps = ckpt_io.step_folders(run)
+            what = f"checkpoints (newest {steps[-1].name})" if steps else "files"
+            raise ConfigError(
+                f"{run}: already holds {what}; pass --resume to continue that run or choose another --out"
+            )
+        if info.is_main:
+            check_writable_folder(run)
+            for note in ckpt_io.clean_leftovers(run):
+                _warn(f"{run}: {note}")
+        if not self.resume:
+            return None
+        existing, note = ckpt_io.find_resume_checkpoint(run)
+        if note:
+            _warn(note)
+        if existing is None and holds and not (run / RUN_CONFIG).is_file():
+            raise ConfigError(f"{run}: holds files but no training run (no {RUN_CONFIG}); choose another --out")
+        if existing is not None and info.is_main:
+            self._compare_settings(existing)
+        return existing
+
+    def _compare_settings(self, ckpt: Path) -> None:
+        """Warn about every setting that differs from the checkpoint's config (a changed model is
+        refused by :meth:`_restore`)."""
+        saved = ckpt_io.read_checkpoint_config(ckpt)
+        now = dump_config(self.config)
+        for key, old, new in _diff(saved, now):
+            # a changed task or network is refused by _restore (it compares the complete
+            # constructor kwargs with model.json), before anything is written
+            if key.split(".")[0] not in ("task", "model"):
+                _warn(f"--resume: {key} changed from {old!r} (checkpoint {ckpt.name}) to {new!r}")
+
     def setup_networks(self, nets: dict[str, nn.Module]) -> None:
         """Put ``self.task``'s networks on ``self.device`` (``channels_last`` if configured), freeze
         the ones no optimizer trains, and create the generator and discriminator Adam optimizers.
@@ -307,12 +384,15 @@ class Trainer:
                 net.eval()
                 net.requires_grad_(False)
         self.nets = nets
+        # fused Adam (one kernel for all parameters) on CUDA; the same update as the default
+        fused = {"fused": True} if self.device.type == "cuda" else {}
         gen_params = [p for n in task.generators for p in nets[n].parameters()]
-        self.g_opt = torch.optim.Adam(gen_params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.g_opt = torch.optim.Adam(gen_params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay, **fused)
         self.d_opt = None
         if task.discriminators:
             dis_params = [p for n in task.discriminators for p in nets[n].parameters()]
-            self.d_opt = torch.optim.Adam(dis_params, lr=o.dis_lr or o.lr, betas=o.betas, weight_decay=o.weight_decay)
+            self.d_opt = torch.optim.Adam(dis_params, lr=o.dis_lr or o.lr, betas=o.betas, weight_decay=o.weight_decay,
+                                          **fused)  # fmt: skip
 
     def _schedule_lr(self, step: int, batches_per_epoch: int) -> None:
         """Set both optimizers' rates for global step ``step`` from ``optim.lr_schedule`` (if any)."""
@@ -326,11 +406,12 @@ class Trainer:
                     group["lr"] = lr * scale
 
     def _autocast(self):
-        if self.config.train.precision == "bf16":
+        if resolve_precision(self.device, self.config.train.precision) == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
-    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Tensors of ``batch`` on the training device (float image batches channels-last if set)."""
         out: dict[str, Any] = {}
         cl = self.config.train.channels_last
         for k, v in batch.items():
@@ -340,6 +421,29 @@ class Trainer:
                     v = v.contiguous(memory_format=torch.channels_last)
             out[k] = v
         return out
+
+    _to_device = to_device
+
+    def micro_batches(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """``batch`` split into ``train.grad_accum`` equal micro-batches along the first dimension."""
+        k = self.config.train.grad_accum
+        if k == 1:
+            return [batch]
+        size = next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
+        if size % k:
+            raise ConfigError(f"train.grad_accum={k} does not divide the batch of {size} (train.batch_size per rank)")
+        n = size // k
+        return [{key: v[i * n : (i + 1) * n] for key, v in batch.items()} for i in range(k)]
+
+    def _no_sync(self, last: bool):
+        """DDP's ``no_sync`` on every wrapped network for all micro-batches but the last."""
+        stack = ExitStack()
+        if not last:
+            for m in self.wrapped.values():
+                m = getattr(m, "_orig_mod", m)  # a compiled DDP module
+                if isinstance(m, DistributedDataParallel):
+                    stack.enter_context(m.no_sync())
+        return stack
 
     def _weighted(self, losses: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
         weights = self.task.loss_weights(kind)  # type: ignore[arg-type]
@@ -352,30 +456,52 @@ class Trainer:
         return torch.stack(terms).sum()
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """One optimisation step: G forward, D step (GAN tasks), G step; returns detached losses."""
+        """One optimisation step: G forward, D step (GAN tasks), G step; returns detached losses.
+
+        With ``train.grad_accum = k`` the batch is split into k micro-batches whose gradients (of
+        the total divided by k) add up before each optimizer step, and the logged losses are the
+        micro-batch means. GAN tasks then run the D phase over all micro-batches (generator
+        forward without gradients), step D, and run the generator forward again for the G phase
+        against the updated D, as with k = 1; only BatchNorm statistics differ from one big batch.
+        """
         task = self.task
-        logged: dict[str, torch.Tensor] = {}
-        with self._autocast():
-            out = task.forward(self.wrapped, batch)
+        micros = self.micro_batches(batch)
+        k = len(micros)
+        logged: dict[str, list[torch.Tensor]] = defaultdict(list)
+        outs: list[Any] = [None] * k
         if self.d_opt is not None:
             discs = [self.nets[n] for n in task.discriminators]
             set_requires_grad(discs, True)
-            with self._autocast():
-                d_losses = task.dis_losses(self.wrapped, batch, out)
-            total = self._weighted(d_losses, "dis")
             self.d_opt.zero_grad(set_to_none=True)
-            total.backward()
+            for i, mb in enumerate(micros):
+                with self._autocast():
+                    if k == 1:
+                        outs[i] = task.forward(self.wrapped, mb)
+                        out = outs[i]
+                    else:
+                        with torch.no_grad():
+                            out = task.forward(self.wrapped, mb)
+                    d_losses = task.dis_losses(self.wrapped, mb, out)
+                total = self._weighted(d_losses, "dis")
+                with self._no_sync(i == k - 1):
+                    (total / k if k > 1 else total).backward()
+                for n, v in d_losses.items():
+                    logged[f"dis/{n}"].append(v.detach())
             self.d_opt.step()
             set_requires_grad(discs, False)
-            logged.update({f"dis/{k}": v.detach() for k, v in d_losses.items()})
-        with self._autocast():
-            g_losses = task.gen_losses(self.gen_view, batch, out)
-        total = self._weighted(g_losses, "gen")
         self.g_opt.zero_grad(set_to_none=True)
-        total.backward()
+        for i, mb in enumerate(micros):
+            with self._autocast():
+                out = outs[i] if outs[i] is not None else task.forward(self.wrapped, mb)
+                g_losses = task.gen_losses(self.gen_view, mb, out)
+            total = self._weighted(g_losses, "gen")
+            with self._no_sync(i == k - 1):
+                (total / k if k > 1 else total).backward()
+            for n, v in g_losses.items():
+                logged[f"gen/{n}"].append(v.detach())
+            outs[i] = None
         self.g_opt.step()
-        logged.update({f"gen/{k}": v.detach() for k, v in g_losses.items()})
-        return logged
+        return {n: v[0] if len(v) == 1 else torch.stack([x.float() for x in v]).mean() for n, v in logged.items()}
 
     def _reduce_mean(self, sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
         names = sorted(sums)
@@ -503,6 +629,59 @@ class Trainer:
 
 
 # ----------------------------------------------------------------------------------------------
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+_MISSING = object()
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """Flattened ``(key, old, new)`` of every value that differs between two config trees."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for key in list(old) + [k for k in new if k not in old]:
+            sub = f"{prefix}.{key}" if prefix else str(key)
+            out += _diff(old.get(key, _MISSING), new.get(key, _MISSING), sub)
+        return out
+    if old == new:
+        return []
+    return [(prefix, None if old is _MISSING else old, None if new is _MISSING else new)]
+
+
+def check_image_sizes(nets: dict[str, nn.Module], dataset: Any, split: str, scan: bool = True) -> None:
+    """Every network built for a fixed ``image_size`` matches the data set's image size, and (``scan``)
+    every image's header in the data set's folder is readable, within the pixel limit and of that
+    size: a bad image is reported before a run folder is created, not at some step of the run.
+    Reads headers only (0.12 ms an image, docs/benchmarks.md); an image whose header size differs
+    is decoded (EXIF rotation applied) before it is blamed."""
+    size = getattr(dataset, "size", None)
+    if size is None:
+        return
+    files = getattr(dataset, "files", None)
+    if scan and files is not None and hasattr(files, "image_names"):
+        from posetransfer.data.layouts import _header_size
+        from posetransfer.utils.io import max_pixels, read_image
+
+        limit = max_pixels()
+        for name in files.image_names():
+            path = files.images_dir / name
+            hw = _header_size(path, exif=False)
+            if hw is None or hw[0] * hw[1] > limit:
+                read_image(path)  # raises the DataError naming the file and its problem
+            elif tuple(hw) != tuple(size):
+                read_image(path, tuple(size))
+    for name, net in nets.items():
+        want = getattr(net, "image_size", None)
+        if want is not None and tuple(want) != tuple(size):
+            files = getattr(dataset, "files", None)
+            where = getattr(files, "images_dir", None) or f"the {split} data"
+            raise ConfigError(
+                f"{where}: the {split} images are {size[0]}x{size[1]} (height x width) but network {name!r} "
+                f"is built for {want[0]}x{want[1]} (model.{name}.image_size); make them agree"
+            )
 
 
 def train(

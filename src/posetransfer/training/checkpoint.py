@@ -18,13 +18,22 @@ either the previous checkpoint or the new one, never a half-written folder that 
 kwargs, so a checkpoint rebuilds its own networks without the config or the code defaults.
 
 Every problem reading a checkpoint is a :class:`~posetransfer.errors.CheckpointError` naming the file.
+
+Safety of an interrupted write (:func:`clean_leftovers`, run at the start of every training run):
+the ``.tmp-step_*`` folders of a checkpoint that was being written are removed; an ``.old-step_*``
+folder (a re-saved step moved aside) is moved back when its step folder is missing, else removed.
+``latest`` is only followed to a plain ``step_XXXXXXX`` name inside the run's own ``checkpoints``
+folder. The bytes of the files are a function of their contents (``.safetensors`` headers with
+sorted keys) and the files and folders get the user's umask.
 """
 
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,11 +42,12 @@ from typing import Any
 import torch
 import yaml
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from posetransfer.errors import CheckpointError
-from posetransfer.utils.io import atomic_write_text
+from posetransfer.utils.io import atomic_write_text, umask_mode
 
 __all__ = [
     "FORMAT_VERSION",
@@ -67,8 +77,127 @@ CHECKPOINTS = "checkpoints"
 ALLOWED_MODULE_PREFIXES = ("posetransfer.",)
 
 
+_STEP_NAME = re.compile(r"^step_\d{7,}$")
+
+
 def step_dirname(step: int) -> str:
     return f"step_{step:07d}"
+
+
+def _write_bytes(path: Path, data: bytes, shown: Path) -> None:
+    """Write ``data`` to a new file ``path``; an OSError (e.g. ENOSPC, a full disk) names ``shown``,
+    the checkpoint file being written (not its temporary folder)."""
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as err:
+        if err.errno is None:
+            raise
+        raise type(err)(err.errno, err.strerror or os.strerror(err.errno), str(shown)) from None
+
+
+def safetensors_canonical(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """A ``.safetensors`` file whose bytes depend only on its contents.
+
+    safetensors (0.8) keeps the metadata in a hash map, so its key order, and the file's bytes,
+    differ from one process to the next. The header is re-serialised here with sorted keys (same
+    compact separators, hence the same length; the tensor offsets are relative to the data and
+    unchanged). Hand-written because the library offers no ordering option.
+    """
+    data = safetensors_bytes(tensors, metadata=metadata)
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    canon = json.dumps(header, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
+    if len(canon) > n:  # cannot happen for a reordering; keep the library's bytes then
+        return data
+    return data[:8] + canon + b" " * (n - len(canon)) + data[8 + n :]
+
+
+def _mkdir_umask(path: Path) -> None:
+    """``mkdtemp`` makes owner-only (0700) folders; give them what ``mkdir`` would (0777 less umask)."""
+    os.chmod(path, umask_mode(0o777))
+
+
+def clean_leftovers(run_dir: str | Path) -> list[str]:
+    """Tidy what an interrupted :func:`save_checkpoint` left in ``RUN_DIR/checkpoints``; returns notes.
+
+    ``.tmp-step_*`` folders (a checkpoint being written) and ``.latest.*.tmp`` files are removed. An
+    ``.old-step_*`` folder holds a step moved aside while the same step was re-saved: when the step
+    folder is missing (the kill came between the two renames) it is moved back, else removed.
+    """
+    root = Path(run_dir) / CHECKPOINTS
+    notes: list[str] = []
+    if not root.is_dir():
+        return notes
+    for entry in sorted(root.iterdir()):
+        if entry.is_symlink():
+            continue
+        if entry.name.startswith(".tmp-") and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            notes.append(f"removed the unfinished checkpoint {entry}")
+        elif entry.name.startswith(".old-") and entry.is_dir():
+            for inner in entry.iterdir():
+                target = root / inner.name
+                if _STEP_NAME.match(inner.name) and not target.exists() and (inner / MODEL_JSON).is_file():
+                    os.replace(inner, target)
+                    notes.append(f"restored {target} from an interrupted re-save")
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(f".{LATEST}.") and entry.name.endswith(".tmp") and entry.is_file():
+            entry.unlink()
+    return notes
+
+
+def is_complete(step_dir: Path) -> bool:
+    """A step folder with its model.json, state.pt and every network's weights."""
+    try:
+        model = json.loads((step_dir / MODEL_JSON).read_text(encoding="utf-8"))
+        names = list(model["networks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return (step_dir / STATE_FILE).is_file() and all((step_dir / f"{n}.safetensors").is_file() for n in names)
+
+
+def step_folders(run_dir: str | Path) -> list[Path]:
+    """The run's ``step_*`` folders (real folders inside ``checkpoints``, no links), oldest first."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if _STEP_NAME.match(p.name) and p.is_dir() and not p.is_symlink()]
+    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+
+
+def find_resume_checkpoint(run_dir: str | Path) -> tuple[Path | None, str | None]:
+    """The checkpoint ``--resume`` continues from, and a note when ``latest`` was not usable.
+
+    ``latest`` when it names a complete checkpoint of this run; else (pointer deleted, or naming
+    an unfinished step) the newest complete ``step_*`` folder, with a note saying so. A pointer
+    naming anything outside the run's ``checkpoints`` folder is refused. ``(None, None)`` when the
+    run has no checkpoint at all; a run whose step folders are all incomplete is refused (resuming
+    from step 0 would overwrite them).
+    """
+    root = Path(run_dir) / CHECKPOINTS
+    pointer = root / LATEST
+    note = None
+    if pointer.is_file():
+        ckpt = latest_checkpoint(run_dir, strict=False)
+        if ckpt is not None and is_complete(ckpt):
+            return ckpt, None
+        note = f"{pointer} does not name a complete checkpoint"
+    elif pointer.exists() or pointer.is_symlink():
+        raise CheckpointError(f"{pointer}: not a regular file; refusing to resume")
+    steps = step_folders(run_dir)
+    complete = [p for p in steps if is_complete(p)]
+    if complete:
+        why = note or f"{pointer} is missing"
+        return complete[-1], f"{why}; resuming from the newest complete checkpoint {complete[-1].name}"
+    if steps:
+        raise CheckpointError(
+            f"{root}: {len(steps)} checkpoint folder(s) but none complete and no valid {LATEST}; "
+            "refusing to resume (it would restart at step 0 over them); move them away to start again"
+        )
+    if note:
+        raise CheckpointError(f"{note} and the run has no other checkpoint; refusing to resume")
+    return None, None
 
 
 def class_path(module: nn.Module) -> str:
@@ -116,10 +245,13 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dirname(step)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    _mkdir_umask(tmp)
     try:
         for name, module in networks.items():
             tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
-            save_file(tensors, str(tmp / f"{name}.safetensors"), metadata={"network": name, "class": class_path(module)})
+            _write_bytes(tmp / f"{name}.safetensors",
+                         safetensors_canonical(tensors, {"network": name, "class": class_path(module)}),
+                         final / f"{name}.safetensors")  # fmt: skip
         model = {
             "format_version": FORMAT_VERSION,
             "task": task,
@@ -132,7 +264,11 @@ def save_checkpoint(
         (tmp / MODEL_JSON).write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
         (tmp / CONFIG_JSON).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (tmp / CONFIG_YAML).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        torch.save(state, tmp / STATE_FILE)
+        # serialised in memory, then written: a full disk is then an OSError(ENOSPC) naming the file,
+        # not torch's "enforce fail at inline_container.cc"
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        _write_bytes(tmp / STATE_FILE, buf.getvalue(), final / STATE_FILE)
         for f in tmp.iterdir():
             _fsync_file(f)
         _fsync_dir(tmp)
@@ -156,15 +292,29 @@ def save_checkpoint(
     return final
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint of a run, or None when the run has none yet."""
+def latest_checkpoint(run_dir: str | Path, strict: bool = True) -> Path | None:
+    """The checkpoint a run's ``latest`` names, or None when the run has none yet.
+
+    The pointer must name a ``step_XXXXXXX`` folder inside the run's own ``checkpoints`` folder
+    (no path, no link out of it): anything else is refused (a :class:`CheckpointError`), never
+    followed. ``strict=False`` returns None instead when it names no complete checkpoint.
+    """
     root = Path(run_dir) / CHECKPOINTS
     pointer = root / LATEST
     if not pointer.is_file():
         return None
-    name = pointer.read_text(encoding="utf-8").strip()
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{pointer}: unreadable ({err})") from None
+    if not _STEP_NAME.match(name):
+        raise CheckpointError(f"{pointer}: points at {name[:80]!r}, not a step folder of this run; refusing to follow it")
     path = root / name
-    if not name or not (path / MODEL_JSON).is_file():
+    if path.is_symlink() or (path.exists() and path.resolve().parent != root.resolve()):
+        raise CheckpointError(f"{pointer}: {name} is a link out of {root}; refusing to follow it")
+    if not (path / MODEL_JSON).is_file():
+        if not strict:
+            return None
         raise CheckpointError(f"{pointer}: points at {name!r}, which is not a complete checkpoint")
     return path
 

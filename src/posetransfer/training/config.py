@@ -25,6 +25,15 @@ Paths *inside* a config (data sets, ``init_from`` checkpoints) are relative to t
 working directory, not to the config file: the shipped recipes name conventional locations such
 as ``data/market`` and are meant to be run from the repository root.
 
+Shared arguments live in ``data``: ``data.image_size`` (the model's frame) and ``data.max_sources``
+(the most source photos) are written into the constructor arguments of every network that takes
+``image_size`` / ``max_sources``, so ``--set data.image_size=[256,176]`` is the one switch
+(:data:`SHARED_DATA_ARGUMENTS`). A network that states its own value keeps it (configs written
+before, explicit experiments); all networks that take an image size must then agree, and a
+config with network sizes but no ``data.image_size`` gets theirs. A resolved config (a checkpoint's
+``config.json``) states the size in every network, so switch sizes in the YAML recipe; the trainer
+rejects a network whose size differs from ``data.image_size`` (``Task.check_image_size``).
+
 The ``model`` entries are checked against the network classes' signatures when the config is
 loaded (an unknown constructor argument is an error naming it), and the complete keyword set
 (config values plus the class defaults) is what checkpoints save in ``model.json``.
@@ -57,6 +66,8 @@ from posetransfer.errors import ConfigError
 __all__ = [
     "StrictModel",
     "DataSource",
+    "PoseInputConfig",
+    "SHARED_DATA_ARGUMENTS",
     "LRSchedule",
     "OptimConfig",
     "TrainConfig",
@@ -92,10 +103,34 @@ class DataSource(StrictModel):
         return value
 
 
+class PoseInputConfig(StrictModel):
+    """Pose-encoding options every task's data section shares (read by ``Task.input_spec``)."""
+
+    #: stick-figure line thickness in pixels (null: the encoding's size-dependent default)
+    stick_thickness: PositiveInt | None = None
+    #: keyword arguments of ``pose.encodings.pose_mask`` (e.g. radius, closing); empty = its defaults
+    mask: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("mask")
+    @classmethod
+    def _mask_arguments(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from posetransfer.data.inputs import InputSpec
+
+        try:
+            InputSpec(mask=value)
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+
+#: data-section keys written into the networks' constructor arguments of the same name
+SHARED_DATA_ARGUMENTS = ("image_size", "max_sources")
+
+
 class LRSchedule(StrictModel):
     """Step decay: the learning rate is multiplied by ``factor`` every ``every`` epochs (or iterations).
 
-    The multi-view paper (003_*, sec. 4.2): "initial learning rate 1e-4, decay 0.5 every 50
+    The multi-view paper (sec. 4.2): "initial learning rate 1e-4, decay 0.5 every 50
     epochs" = ``{every: 50, unit: epochs, factor: 0.5}``. The rate at step ``s`` is a pure function
     of ``s`` (``lr * factor ** (n // every)``, ``n`` = ``s`` or its epoch), so a resumed run follows
     the same schedule without saving any scheduler state.
@@ -120,6 +155,16 @@ class OptimConfig(StrictModel):
 
     lr: PositiveFloat = 2e-5
     betas: tuple[float, float] = (0.5, 0.999)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        # Adam's running-average coefficients: each in [0, 1) (torch.optim.Adam's own check, made
+        # here so a bad --set optim.betas is a config error naming the key, not a trace at step 0)
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"each beta must be in [0, 1), got {list(value)}")
+        return value
+
     weight_decay: float = Field(default=0.0, ge=0.0)
     #: learning rate of the discriminator optimizer; ``null`` = same as ``lr``
     dis_lr: PositiveFloat | None = None
@@ -144,11 +189,23 @@ class TrainConfig(StrictModel):
     sample_count: PositiveInt = 8
     #: keep only the newest K checkpoints (``null`` keeps all)
     keep_checkpoints: PositiveInt | None = None
-    precision: Literal["fp32", "bf16"] = "fp32"
+    #: ``auto`` = bf16 autocast on CUDA and on CPUs with native bf16 arithmetic, fp32 elsewhere
+    #: (on an AVX2 CPU without it a bf16 step is several times slower: docs/benchmarks.md)
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     channels_last: bool = False
     num_workers: NonNegativeInt = 2
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: where batches are made: "workers" (data-loader processes, any data set size) or "device"
+    #: (every image decoded once and held as uint8, encodings and augmentation computed for the
+    #: whole batch on the training device: :mod:`posetransfer.data.device`; PG2 pair tasks)
+    data_path: Literal["workers", "device"] = "workers"
+    #: micro-batches per optimizer step (gradients accumulated; batch_size must divide evenly)
+    grad_accum: PositiveInt = 1
+    #: ``torch.compile`` the trainable networks (the call path only; checkpoints hold plain weights)
+    compile: bool = False
+    #: the ``torch.compile`` backend ("inductor"; "eager" only checks the wiring)
+    compile_backend: str = "inductor"
 
 
 class Config(StrictModel):
@@ -196,7 +253,7 @@ class Config(StrictModel):
         except ConfigError:
             return raw  # reported by the field validator
         raw = dict(raw)
-        errors: list[tuple[tuple[Any, ...], str]] = []
+        errors: list[tuple[tuple[Any, ...], str]] = _share_data_arguments(task_cls, raw)
         for section, schema in (("loss", task_cls.LossConfig), ("data", task_cls.DataConfig)):
             value = raw.get(section, {})
             if isinstance(value, BaseModel):
@@ -243,6 +300,50 @@ def complete_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
+def _takes(cls: type, argument: str) -> bool:
+    return argument in inspect.signature(cls).parameters
+
+
+def _share_data_arguments(task_cls: Any, raw: dict[str, Any]) -> list:
+    """Write ``data.<arg>`` into the kwargs of every network taking ``<arg>`` (module docstring).
+
+    ``raw`` is changed in place (its ``model`` and ``data`` mappings are copied first).
+    """
+    model, data = raw.get("model"), raw.get("data", {})
+    if isinstance(data, BaseModel):
+        data = data.model_dump()
+    if not isinstance(model, dict) or not isinstance(data, dict):
+        return []  # reported by the section validation
+    model = {k: (dict(v) if isinstance(v, dict) else ({} if v is None else v)) for k, v in model.items()}
+    data = dict(data)
+    fields = task_cls.DataConfig.model_fields
+    errors: list[tuple[tuple[Any, ...], str]] = []
+    for arg in SHARED_DATA_ARGUMENTS:
+        if arg not in fields:
+            continue
+        takers = [
+            n for n in task_cls.config_networks()
+            if isinstance(model.get(n), dict) and _takes(task_cls.network_class(n), arg)
+        ]  # fmt: skip
+        value = data.get(arg, None if fields[arg].is_required() else fields[arg].default)
+        if value is None and arg == "image_size":  # derive it from the networks that state one
+            stated = [model[n][arg] for n in takers if arg in model[n]]
+            value = stated[0] if stated else None
+            if value is not None:
+                data[arg] = value
+        if value is None:
+            continue
+        for n in takers:  # lists, as YAML and JSON give them (a validated config holds tuples)
+            model[n].setdefault(arg, list(value) if isinstance(value, tuple) else copy.deepcopy(value))
+        if arg == "image_size":
+            sizes = {n: list(model[n][arg]) for n in takers if isinstance(model[n][arg], (list, tuple))}
+            if len({tuple(v) for v in sizes.values()}) > 1:
+                said = ", ".join(f"model.{n}.image_size={v}" for n, v in sizes.items())
+                errors.append((("model",), f"the networks disagree on the image size ({said}); set data.image_size only"))
+    raw["model"], raw["data"] = model, data
+    return errors
+
+
 def _check_networks(task_cls: Any, model: dict[str, Any], init_from: dict[str, Any]) -> list:
     """Every network the task builds from config is present and its kwargs fit its constructor."""
     errors: list[tuple[tuple[Any, ...], str]] = []
@@ -267,10 +368,32 @@ def _check_networks(task_cls: Any, model: dict[str, Any], init_from: dict[str, A
             if key not in params and not takes_any:
                 allowed = ", ".join(k for k, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD)
                 errors.append((("model", name, key), f"not an argument of {cls.__name__} (arguments: {allowed})"))
+                continue
+        if not any(loc[:2] == ("model", name) for loc, _ in errors):
+            errors += _try_build(cls, name, kwargs)
     for name in task_cls.required_init:
         if name not in init_from:
             errors.append((("init_from", name), f"missing: task {task_cls.name!r} loads network {name!r} from a checkpoint"))
     return errors
+
+
+def _try_build(cls: type, name: str, kwargs: dict[str, Any]) -> list:
+    """Build the network on the ``meta`` device (no memory, no weights) to run its own argument
+    checks (:mod:`posetransfer.models.validation`) while the config is validated: a bad value is
+    reported with its key and file before any run folder or data is touched."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            cls(**kwargs)
+    except (ConfigError, ValueError, TypeError) as err:
+        text = " ".join(str(err).split())
+        key = text.split(" ")[0].rstrip(":")
+        loc = ("model", name, key) if key in kwargs else ("model", name)
+        return [(loc, f"{text} ({cls.__name__})")]
+    except Exception:  # noqa: BLE001 - something the meta device cannot do: the real build will tell
+        return []
+    return []
 
 
 def _message(err: dict[str, Any]) -> str:

@@ -62,6 +62,16 @@ def _env_int(name: str, default: int) -> int:
         raise ConfigError(f"environment variable {name}={value!r} is not an integer") from None
 
 
+def single_process(device: str = "auto") -> DistInfo:
+    """The :class:`DistInfo` of a lone process on ``device`` ("auto", "cpu", "cuda"), never joining
+    a process group (benchmarks, tests)."""
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+    dev = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
+    return DistInfo(rank=0, world_size=1, local_rank=0, device=dev, initialized_here=False)
+
+
 def init_distributed(device: str = "auto") -> DistInfo:
     """Join the process group torchrun describes (if ``WORLD_SIZE`` > 1) and pick this rank's device."""
     world = _env_int("WORLD_SIZE", 1)

@@ -1,4 +1,4 @@
-"""Training tasks of the multi-image generator with two discriminators (003_*.txt) and its baseline.
+"""Training tasks of the multi-image generator with two discriminators (the multi-view paper) and its baseline.
 
 Two tasks cover the rows of the paper's Table 1:
 
@@ -47,8 +47,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveInt, model_validator
 
-from posetransfer.data.datasets import MultiViewDataset
-from posetransfer.data.layouts import identity_of
+from posetransfer.data.groups import MAX_SOURCES, IdentityGroups, generation_plan
+from posetransfer.data.inputs import InputSpec
 from posetransfer.data.pairs import group_by_identity
 from posetransfer.data.transforms import Augment
 from posetransfer.errors import DataError
@@ -56,8 +56,7 @@ from posetransfer.losses.multiview import GanMode, discriminator_loss, generator
 from posetransfer.losses.perceptual import DEFAULT_LAYERS, VGGPerceptualLoss
 from posetransfer.losses.reconstruction import l1, pose_mask_l1
 from posetransfer.pose.io import read_pairs
-from posetransfer.pose.schema import MISSING
-from posetransfer.training.config import DataSource, StrictModel
+from posetransfer.training.config import DataSource, PoseInputConfig, StrictModel
 from posetransfer.training.tasks import Batch, Nets, Task
 
 __all__ = [
@@ -65,20 +64,17 @@ __all__ = [
     "MultiViewDataConfig",
     "MultiViewLossConfig",
     "Pix2PixLossConfig",
-    "IdentityGroups",
     "MultiViewTask",
     "Pix2PixTask",
 ]
 
-#: the generator's recurrence takes at most this many photos (003_*, sec. 4.2: "2 to 5")
-MAX_SOURCES = 5
 
 
 # ----------------------------------------------------------------------------------------------
 # Configs
 
 
-class GroupDataConfig(StrictModel):
+class GroupDataConfig(PoseInputConfig):
     """Data of both tasks: identity groups of photos, the frame size and the augmentation."""
 
     train: DataSource
@@ -92,8 +88,6 @@ class GroupDataConfig(StrictModel):
     crop: tuple[float, float] | None = (0.9, 1.0)
     #: random rotation: maximum angle in degrees (0 = none)
     rotation: float = Field(default=10.0, ge=0.0, le=180.0)
-    #: stick-figure line thickness in pixels (null: the encoding's size-dependent default)
-    stick_thickness: PositiveInt | None = None
 
     def augment(self) -> Augment | None:
         if self.flip == 0 and self.crop is None and self.rotation == 0:
@@ -149,102 +143,11 @@ class Pix2PixLossConfig(StrictModel):
     l1_weight: float = Field(default=100.0, ge=0.0)
     adversarial_weight: float = Field(default=1.0, ge=0.0)
     gan_mode: GanMode = "bce"
-
-
-# ----------------------------------------------------------------------------------------------
-# Data
-
-
-class IdentityGroups(MultiViewDataset):
-    """:class:`MultiViewDataset` with K drawn in ``min_sources..max_sources`` and collatable items.
-
-    Items are what the default collate function stacks: ``source_names`` (a list of varying
-    length) is replaced by ``source_name`` (the first source; generated files are named after it)
-    and ``sources`` (all names joined by ``|``); ``num_sources`` (int) is the number of real
-    photos, and with ``pad_to`` the photos are padded with zero images (keypoints -1) to that
-    many, so identities with different K share a batch.
-
-    ``plan``: explicit ``(target, [sources])`` items instead of random draws (``generate``); then
-    ``len`` is the number of planned items and no unpaired pose is drawn.
-    Identities with fewer than ``min_sources + 1`` photos are left out of random draws.
-    """
-
-    def __init__(
-        self,
-        path: str | Path,
-        split: str | None = None,
-        *,
-        min_sources: int = 2,
-        max_sources: int = MAX_SOURCES,
-        pad_to: int | None = None,
-        plan: list[tuple[str, list[str]]] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if pad_to is not None and pad_to < max_sources:
-            raise ValueError(f"pad_to ({pad_to}) must be at least max_sources ({max_sources})")
-        fixed = min_sources if min_sources == max_sources else None
-        super().__init__(path, split, max_sources, num_sources=fixed, min_sources=min_sources, **kwargs)
-        self.pad_to = pad_to
-        self.plan: list[tuple[str, list[str]]] | None = None
-        if plan is not None:
-            self.set_plan(plan)
-
-    def set_plan(self, plan: list[tuple[str, list[str]]], where: str | Path | None = None) -> None:
-        """Use explicit ``(target, sources)`` items; names are checked against the annotation and
-        the files (an error names ``where``, e.g. the pairs file the plan came from)."""
-        for target, sources in plan:
-            if not 1 <= len(sources) <= self.max_sources:
-                raise ValueError(f"{target}: {len(sources)} sources, expected 1..{self.max_sources}")
-            for name in (target, *sources):
-                if name not in self.annotations or name not in self.on_disk:
-                    problem = "is not in the annotation" if name not in self.annotations else f"has no file in {self.files.images_dir}"
-                    raise DataError(where or self.files.annotation_path, f"image {name!r} {problem}")
-        self.plan = [(t, list(s)) for t, s in plan]
-        # MultiViewDataset.__getitem__ reads ``groups[index]`` for the identity and the length.
-        self.groups = [(identity_of(t), [t, *s]) for t, s in self.plan]
-        self.unpaired = False
-
-    def draw(self, index: int) -> tuple[str, list[str], str | None]:
-        if self.plan is not None:
-            target, sources = self.plan[index]
-            return target, list(sources), None
-        return super().draw(index)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = super().__getitem__(index)
-        names = item.pop("source_names")
-        k = len(names)
-        item["source_name"] = names[0]
-        item["sources"] = "|".join(names)
-        item["num_sources"] = k
-        if self.pad_to is not None and k < self.pad_to:
-            images, kps = item["source_images"], item["source_keypoints"]
-            item["source_images"] = torch.cat([images, images.new_zeros(self.pad_to - k, *images.shape[1:])])
-            item["source_keypoints"] = torch.cat([kps, kps.new_full((self.pad_to - k, *kps.shape[1:]), MISSING)])
-        return item
-
-
-def generation_plan(
-    groups: dict[str, list[str]], max_sources: int, pairs: list[tuple[str, str]] | None = None
-) -> list[tuple[str, list[str]]]:
-    """``(target, sources)`` items for ``generate``: every photo of an identity with another photo
-    as a target, its sources the identity's other photos in name order (at most ``max_sources``).
-
-    With ``pairs``, one item per ``(from, to)`` pair: ``from`` is the first source (the file is
-    named ``<from>___<to>.png``), followed by the other photos of ``from``'s identity.
-    """
-    plan: list[tuple[str, list[str]]] = []
-    if pairs is None:
-        for photos in groups.values():
-            for target in photos:
-                others = [p for p in photos if p != target][:max_sources]
-                if others:
-                    plan.append((target, others))
-        return plan
-    for source, target in pairs:
-        extra = [p for p in groups.get(identity_of(source), []) if p not in (source, target)]
-        plan.append((target, [source, *extra][:max_sources]))
-    return plan
+    #: "separate" (pix2pix's ``backward_D``, models/pix2pix_model.py of
+    #: junyanz/pytorch-CycleGAN-and-pix2pix): D called once on the fakes and once on the reals,
+    #: so batch norm normalises each on its own, and ``loss_D = (fake + real) * 0.5``;
+    #: "joint": one D call on reals and fakes concatenated (one batch-norm batch), loss summed
+    discriminator_calls: Literal["separate", "joint"] = "separate"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,8 +162,6 @@ class _GroupTask(Task):
 
     def __init__(self, config: Any):
         super().__init__(config)
-        data: GroupDataConfig = self.data_cfg  # type: ignore[assignment]
-        self.image_size = (int(data.image_size[0]), int(data.image_size[1]))
         self.min_sources, self.max_sources = self._source_range()
 
     def _source_range(self) -> tuple[int, int]:
@@ -285,16 +186,23 @@ class _GroupTask(Task):
             unpaired=self._unpaired() and split == "train",
             size=self.image_size,
             seed=self.config.train.seed,
-            stick_thickness=data.stick_thickness,
+            inputs=self.input_spec(),
         )
+
+    def input_spec(self) -> InputSpec:
+        """K source photos; the target pose as a stick figure (E_P's input) and a pose mask."""
+        data: GroupDataConfig = self.data_cfg  # type: ignore[assignment]
+        return InputSpec(
+            image_size=self.image_size, stick_thickness=data.stick_thickness, mask=data.mask,
+            encodings=("stick", "mask"), group=True,
+        )  # fmt: skip
 
     def dataset_at(self, path: str, split: str | None = None, pairs: str | None = None) -> IdentityGroups:
         """Every photo of the folder as a target with its identity's other photos as sources (up to
         the model's ``max_sources``), or the given pairs (``from`` first); padded for batching."""
-        data: GroupDataConfig = self.data_cfg  # type: ignore[assignment]
         ds = IdentityGroups(
             path, split, min_sources=1, max_sources=self.max_sources, pad_to=self.max_sources,
-            unpaired=False, size=self.image_size, seed=self.config.train.seed, stick_thickness=data.stick_thickness,
+            unpaired=False, size=self.image_size, seed=self.config.train.seed, inputs=self.input_spec(),
         )  # fmt: skip
         usable = group_by_identity([n for n in ds.annotations if n in ds.on_disk])
         listed = read_pairs(pairs) if pairs is not None else None
@@ -339,7 +247,7 @@ class _GroupTask(Task):
 
 
 class MultiViewTask(_GroupTask):
-    """The multi-view generator with D_I and/or D_P (003_*, eqs. 1-4; see the module docstring)."""
+    """The multi-view generator with D_I and/or D_P (the multi-view paper, eqs. 1-4; see the module docstring)."""
 
     name: ClassVar[str] = "multiview"
     LossConfig = MultiViewLossConfig
@@ -362,13 +270,13 @@ class MultiViewTask(_GroupTask):
     def _unpaired(self) -> bool:
         return bool(self.data_cfg.unpaired)  # type: ignore[attr-defined]
 
-    def build_networks(self) -> Nets:
+    def build_networks(self, random_init: dict[str, dict[str, Any]] | None = None) -> Nets:
         """The generator and the discriminators that are on; loads VGG19 for the perceptual term.
 
         Called by the trainer before any data is read, so missing VGG19 weights fail at once with
         :class:`~posetransfer.errors.CheckpointError` saying where to put them.
         """
-        nets = super().build_networks()
+        nets = super().build_networks(random_init)
         for name in ("d_image", "d_pose"):
             if name not in self.discriminators:
                 nets.pop(name, None)
@@ -492,8 +400,13 @@ class Pix2PixTask(_GroupTask):
 
     def dis_losses(self, nets: Nets, batch: Batch, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cond = self._condition(batch)
-        logits = nets["d"](torch.cat([torch.cat([cond, batch["target_image"]], 1), torch.cat([cond, out["generated"].detach()], 1)]))
-        real, fake = logits.chunk(2)
+        real_in = torch.cat([cond, batch["target_image"]], 1)
+        fake_in = torch.cat([cond, out["generated"].detach()], 1)
+        if self.loss_cfg.discriminator_calls == "separate":  # type: ignore[attr-defined]
+            fake = nets["d"](fake_in)  # pix2pix's order: fake first, then real
+            real = nets["d"](real_in)
+        else:
+            real, fake = nets["d"](torch.cat([real_in, fake_in])).chunk(2)
         return {
             "d_bce": discriminator_loss(real, fake, self.loss_cfg.gan_mode),  # type: ignore[attr-defined]
             "d_real": torch.sigmoid(real.float()).mean(),
@@ -508,9 +421,10 @@ class Pix2PixTask(_GroupTask):
         }
 
     def loss_weights(self, kind: Literal["gen", "dis"]) -> dict[str, float]:
-        if kind == "dis":
-            return {"d_bce": 1.0}
         loss: Pix2PixLossConfig = self.loss_cfg  # type: ignore[assignment]
+        if kind == "dis":
+            # pix2pix: loss_D = (loss_D_fake + loss_D_real) * 0.5
+            return {"d_bce": 0.5 if loss.discriminator_calls == "separate" else 1.0}
         return {"g_gan": loss.adversarial_weight, "l1": loss.l1_weight}
 
     @torch.no_grad()

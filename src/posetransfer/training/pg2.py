@@ -1,4 +1,4 @@
-"""PG2 training tasks (000_*.txt): stage I, one-stage adversarial G1+D, and stage II.
+"""PG2 training tasks ("Pose Guided Person Image Generation", Ma et al. 2017): stage I, one-stage adversarial G1+D, and stage II.
 
 Three tasks cover the six rows of the paper's Table 1:
 
@@ -24,13 +24,14 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, PositiveInt
 
 from posetransfer.data.datasets import PairDataset
+from posetransfer.data.inputs import InputSpec
 from posetransfer.data.transforms import Augment
 from posetransfer.losses.adversarial import bce_d_loss, bce_g_loss
 from posetransfer.losses.reconstruction import l1, pose_mask_l1
-from posetransfer.training.config import DataSource, StrictModel
+from posetransfer.training.config import DataSource, PoseInputConfig, StrictModel
 from posetransfer.training.tasks import Batch, Nets, Task
 
 __all__ = [
@@ -43,17 +44,27 @@ __all__ = [
 ]
 
 
-class PairDataConfig(StrictModel):
+class PairDataConfig(PoseInputConfig):
     """Data of the PG2 tasks: pair data sets and the pose encoding (PG2 sec. 3.1, 4.1)."""
 
     train: DataSource
     test: DataSource | None = None
+    #: (height, width) of the model's frame, written into the networks' ``image_size``; null =
+    #: the size the networks state (configs written before it lived here)
+    image_size: tuple[PositiveInt, PositiveInt] | None = None
     #: target pose heatmaps: "disk" (PG2: 1 within radius 4 px) or "gaussian" (PATN, sigma 6)
     heatmap: Literal["disk", "gaussian"] = "disk"
     radius: int = Field(default=4, ge=0)
     sigma: float = Field(default=6.0, gt=0)
     #: probability of a left-right flip (PG2 sec. 4.1: "we do left-right flip for both datasets")
     flip: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: flip the two images of a pair together (one draw per pair), as the released PG2 data does
+    #: (convert_market.py / convert_DF.py add the pairs of a flipped copy of the training folder);
+    #: false: source and target flipped independently
+    pair_flip: bool = True
+    #: values of the pose heatmaps G1 sees: "0,1" (the paper's sec. 3.1 wording) or "-1,1" (the
+    #: released trainer.py, ``_load_batch_pair_pose``: ``poses = poses*2-1``)
+    heatmap_range: Literal["0,1", "-1,1"] = "0,1"
     #: a control, not a paper row: G1 sees all-zero pose inputs, so it cannot know the target pose
     #: (the "pose-blind" baseline of the demo: what G1 learns from the condition image alone)
     blind_pose: bool = False
@@ -96,18 +107,26 @@ class _PG2Task(Task):
         return PairDataset(
             source.path,
             split=source.split,
-            heatmap=data.heatmap,
-            radius=data.radius,
-            sigma=data.sigma,
-            augment=Augment(flip=data.flip) if augment and data.flip > 0 else None,
+            augment=Augment(flip=data.flip, pair=data.pair_flip) if augment and data.flip > 0 else None,
             pairs=pairs,
             seed=self.config.train.seed,
+            inputs=self.input_spec(),
         )
+
+    def input_spec(self) -> InputSpec:
+        """One condition image; the target pose as heatmaps, coordinates, stick figure and mask."""
+        data: PairDataConfig = self.data_cfg  # type: ignore[assignment]
+        return InputSpec(
+            image_size=self.image_size, heatmap=data.heatmap, radius=data.radius, sigma=data.sigma,
+            stick_thickness=data.stick_thickness, mask=data.mask,
+        )  # fmt: skip
 
     def _g1(self, nets: Nets, batch: Batch) -> torch.Tensor:
         g1 = nets["g1"]
         embedding = getattr(g1, "module", g1).pose_embedding
         pose = batch["target_coords"] if embedding == "ce" else batch["target_heatmaps"]
+        if embedding != "ce" and self.data_cfg.heatmap_range == "-1,1":  # type: ignore[attr-defined]
+            pose = pose * 2 - 1  # the released trainer's poses*2-1
         if self.data_cfg.blind_pose:  # type: ignore[attr-defined]
             pose = torch.zeros_like(pose)
         return g1(batch["source_image"], pose)
@@ -139,11 +158,7 @@ class _PG2Task(Task):
         ]
 
     def dataset_at(self, path: str, split: str | None = None, pairs: str | None = None) -> PairDataset:
-        data: PairDataConfig = self.data_cfg  # type: ignore[assignment]
-        return PairDataset(
-            path, split=split, heatmap=data.heatmap, radius=data.radius, sigma=data.sigma, pairs=pairs,
-            seed=self.config.train.seed,
-        )
+        return PairDataset(path, split=split, pairs=pairs, seed=self.config.train.seed, inputs=self.input_spec())
 
 
 class PG2Stage1Task(_PG2Task):
@@ -222,8 +237,8 @@ class PG2Stage2Task(_AdversarialMixin, _PG2Task):
     discriminators: ClassVar[tuple[str, ...]] = ("d",)
     final_output: ClassVar[str] = "stage2"
 
-    def build_networks(self) -> Nets:
-        nets = super().build_networks()
+    def build_networks(self, random_init: dict[str, dict[str, Any]] | None = None) -> Nets:
+        nets = super().build_networks(random_init)
         g1_size = tuple(getattr(nets["g1"], "image_size", ()))
         g2_size = tuple(getattr(nets["g2"], "image_size", ()))
         if g1_size and g2_size and g1_size != g2_size:

@@ -14,6 +14,9 @@ objective:
 * ``generators`` / ``discriminators``: the trainable networks of each optimizer; anything else is
   frozen (``eval()`` mode, ``requires_grad=False``, never wrapped in DDP) but still saved in
   checkpoints, so a checkpoint is self-contained.
+* ``input_spec()``: the :class:`~posetransfer.data.inputs.InputSpec` of the networks' inputs
+  (encodings and their parameters, from the config's ``data`` section); data sets, inference and
+  the benchmark all build batches with :func:`posetransfer.data.inputs.model_inputs` from it.
 * ``build_dataset(split, augment)``: a map-style dataset of dict items (collated by the default
   collate function; tensors are moved to the device by the trainer, strings left alone).
 * ``dataset_at(path, split, pairs)``: any data set folder read with the task's encodings, for
@@ -47,6 +50,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
+from posetransfer.data.inputs import InputSpec
 from posetransfer.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -72,17 +76,25 @@ class Task(ABC):
     generators: ClassVar[tuple[str, ...]] = ()
     discriminators: ClassVar[tuple[str, ...]] = ()
     final_output: ClassVar[str] = ""
-    #: most source photos ``generate`` conditions on (PG2: one, 000_* sec. 3); tasks whose
+    #: most source photos ``generate`` conditions on (PG2: one, "Pose Guided Person Image Generation" sec. 3); tasks whose
     #: number depends on the config (the multi-view -S/-M variants) set it per instance
     max_sources: int = 1
-    #: (H, W) of the model's frame for tasks whose networks do not record it (``image_size``
-    #: attribute), e.g. the fully convolutional multi-view generator; read by ``inference.Pipeline``
+    #: (H, W) of the model's frame: the config's ``data.image_size`` (the one place it is set,
+    #: written into the networks' ``image_size`` arguments by the config); None when the task's
+    #: data section has no such key
     image_size: tuple[int, int] | None = None
 
     def __init__(self, config: "Config"):
         self.config = config
         self.loss_cfg = config.loss
         self.data_cfg = config.data
+        if "image_size" in type(config.data).model_fields and config.data.image_size is not None:  # type: ignore[attr-defined]
+            size = config.data.image_size  # type: ignore[attr-defined]
+            self.image_size = (int(size[0]), int(size[1]))
+
+    def input_spec(self) -> InputSpec:
+        """What the networks consume and how poses are encoded (:mod:`posetransfer.data.inputs`)."""
+        raise NotImplementedError(f"task {self.name!r} does not define its model inputs")
 
     # -- networks --------------------------------------------------------------------------
 
@@ -97,14 +109,27 @@ class Task(ABC):
             raise KeyError(f"task {cls.name!r} has no network {name!r}")
         return import_class(spec)
 
-    def build_networks(self) -> Nets:
-        """Construct the config's networks and load the ``init_from`` ones (on the CPU)."""
+    def build_networks(self, random_init: dict[str, dict[str, Any]] | None = None) -> Nets:
+        """Construct the config's networks and load the ``init_from`` ones (on the CPU).
+
+        ``random_init`` maps ``init_from`` names to constructor kwargs: those networks are built
+        with random weights instead of being loaded (``bench train`` times stage II without a
+        stage-I checkpoint).
+        """
         from posetransfer.training.checkpoint import load_network_from
 
+        random_init = random_init or {}
+        unknown = [n for n in random_init if n not in self.config.init_from]
+        if unknown:
+            raise ConfigError(f"random init of {unknown[0]!r}: the config loads no network {unknown[0]!r} from init_from")
         nets: Nets = {}
         for name in self.config_networks():
             nets[name] = self.network_class(name)(**self.config.model[name])
+        for name, kwargs in random_init.items():
+            nets[name] = self.network_class(name)(**kwargs)
         for name, path in self.config.init_from.items():
+            if name in random_init:
+                continue
             expected = self.network_class(name) if name in self.networks or name in self.init_networks else None
             module = load_network_from(path, name, expected_class=expected)
             if name in nets:  # fine-tuning: same architecture required
@@ -117,6 +142,19 @@ class Task(ABC):
             else:
                 nets[name] = module
         return nets
+
+    def check_image_size(self, nets: Nets) -> None:
+        """Every network that records an image size works at ``data.image_size`` (a network whose
+        config states another size, or one loaded from ``init_from``, would not fit the data)."""
+        if self.image_size is None:
+            return
+        for name, net in nets.items():
+            size = getattr(net, "image_size", None)  # only some networks are tied to a frame
+            if size is not None and tuple(size) != tuple(self.image_size):
+                raise ConfigError(
+                    f"model.{name}: works at {size[0]}x{size[1]}, but data.image_size is "
+                    f"{self.image_size[0]}x{self.image_size[1]}; set only data.image_size"
+                )
 
     # -- data ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""CPU speed settings applied at run time: glibc malloc tuning.
+"""Speed settings applied at run time: glibc malloc tuning, and the inference settings.
 
 Why: PyTorch's CPU allocator hands every tensor to ``malloc``. glibc serves blocks above the
 *mmap threshold* with a fresh ``mmap`` and returns them with ``munmap`` on free; its threshold is
@@ -22,10 +22,20 @@ glibc at start-up) are left alone. Off glibc (musl, macOS, Windows) it does noth
 
 from __future__ import annotations
 
+import functools
+
 import ctypes
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 __all__ = [
+    "AUTO_PRECISION",
+    "BF16_TOLERANCE",
+    "cpu_has_bf16",
+    "inference_settings",
+    "resolve_precision",
+    "usable_cpus",
     "DISABLE_ENV",
     "MALLOC_ENV",
     "MMAP_THRESHOLD",
@@ -111,3 +121,70 @@ def _apply() -> str:
     ok = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
     ok = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
     return "mallopt" if ok else "unavailable"
+
+
+# ---- inference settings ---------------------------------------------------------------------------
+
+#: what ``precision="auto"`` picks on CUDA; on CPU it is bf16 only where the CPU has native bf16
+#: arithmetic (:func:`cpu_has_bf16`): measured on this machine (an AVX2 EPYC without it), a bf16
+#: 3x3 convolution runs several times slower than fp32 (docs/benchmarks.md, "Inference")
+AUTO_PRECISION = {"cuda": "bf16"}
+#: the stated bound of |bf16 - fp32| on generated images in [-1, 1] (mean, max over pixels):
+#: 1 and 8 uint8 levels, checked by ``posetransfer bench infer`` (``bf16_vs_fp32``) and a test
+BF16_TOLERANCE = {"mean": 1.0 / 127.5, "max": 8.0 / 127.5}
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where that is unknown)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """The CPU multiplies bf16 natively (AVX512-BF16 or AMX-BF16 in ``/proc/cpuinfo``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(device, precision: str = "auto") -> str:
+    """``"fp32"`` or ``"bf16"`` for ``precision`` in {"auto", "fp32", "bf16"} on ``device``."""
+    kind = getattr(device, "type", str(device).split(":")[0])
+    if precision == "auto":
+        if kind == "cpu":
+            return "bf16" if cpu_has_bf16() else "fp32"
+        return AUTO_PRECISION.get(kind, "fp32")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    return precision
+
+
+@contextmanager
+def inference_settings(device="cpu", precision: str = "auto", threads: int | None = None) -> Iterator[str]:
+    """Run the models for inference: ``torch.inference_mode``, bf16 autocast when ``precision``
+    resolves to bf16 (:func:`resolve_precision`), and on CPU the intra-op threads set to
+    ``threads`` (default: every usable CPU unless ``OMP_NUM_THREADS`` was set by the user),
+    restored on exit. Yields the precision in effect. Batch the inputs: one call per batch.
+    """
+    import torch
+
+    kind = getattr(device, "type", str(device).split(":")[0])
+    mode = resolve_precision(device, precision)
+    before = torch.get_num_threads()
+    if kind == "cpu":
+        wanted = threads if threads is not None else (None if os.environ.get("OMP_NUM_THREADS") else usable_cpus())
+        if wanted is not None and wanted != before:
+            torch.set_num_threads(int(wanted))
+    autocast = torch.autocast(device_type=kind, dtype=torch.bfloat16) if mode == "bf16" else nullcontext()
+    try:
+        with torch.inference_mode(), autocast:
+            yield mode
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

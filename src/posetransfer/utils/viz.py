@@ -2,6 +2,8 @@
 
 Used by ``data show``, ``generate``, the evaluation reports and the demo. Drawing uses OpenCV
 (anti-aliased lines, text); nothing here writes files (use :func:`posetransfer.utils.io.save_image`).
+Nothing here knows about poses (``utils`` is the lowest layer): skeletons are drawn by
+:func:`posetransfer.pose.draw.draw_skeleton`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from posetransfer.pose.encodings import JOINT_COLORS
-from posetransfer.pose.schema import LIMB_COLORS, STICK_LIMBS
 
-
-def _as_numpy(x: Any) -> np.ndarray:
+def as_numpy(x: Any) -> np.ndarray:
+    """A torch tensor (without importing torch here) or array-like as a numpy array."""
     if hasattr(x, "detach"):  # a torch tensor, without importing torch here
         x = x.detach().cpu().numpy()
     return np.asarray(x)
@@ -29,7 +29,7 @@ def to_uint8(image: Any) -> np.ndarray:
     Float values are the models' range [-1, 1], mapped to 0..255 and clipped; uint8 passes
     through. The layout is CHW when the first axis has 1 or 3 entries and the last does not.
     """
-    a = _as_numpy(image)
+    a = as_numpy(image)
     if a.ndim == 2:
         a = a[:, :, None]
     elif a.ndim == 3:
@@ -46,33 +46,6 @@ def to_uint8(image: Any) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def draw_skeleton(
-    image: Any,
-    keypoints: Any,
-    thickness: int | None = None,
-    radius: int | None = None,
-) -> np.ndarray:
-    """A copy of ``image`` with the OpenPose skeleton drawn on it (limb colours of the stick figures).
-
-    ``keypoints`` (18, 2) are (y, x); missing (-1) or out-of-frame keypoints are skipped, with
-    the limbs that touch them. Thickness and dot radius grow with the image height.
-    """
-    out = to_uint8(image).copy()
-    kp = _as_numpy(keypoints).astype(np.float64)
-    h, w = out.shape[:2]
-    thick = thickness if thickness is not None else max(1, round(h / 96))
-    rad = radius if radius is not None else thick + 1
-    present = (kp[:, 0] >= 0) & (kp[:, 1] >= 0) & (kp[:, 0] < h) & (kp[:, 1] < w)
-    pts = [(int(round(x)), int(round(y))) for y, x in kp]  # cv2 points are (x, y)
-    for (a, b), colour in zip(STICK_LIMBS, LIMB_COLORS):
-        if present[a] and present[b]:
-            cv2.line(out, pts[a], pts[b], colour, thickness=thick, lineType=cv2.LINE_AA)
-    for j in np.flatnonzero(present):
-        cv2.circle(out, pts[j], rad, (255, 255, 255), thickness=-1, lineType=cv2.LINE_AA)
-        cv2.circle(out, pts[j], max(1, rad - 1), JOINT_COLORS[j], thickness=-1, lineType=cv2.LINE_AA)
-    return out
-
-
 def overlay_mask(
     image: Any,
     mask: Any,
@@ -84,7 +57,7 @@ def overlay_mask(
     ``mask`` is H x W, 1 x H x W or H x W x 1 (tensor or array), e.g. PG2's pose mask ``M_B``.
     """
     out = to_uint8(image)
-    m = np.squeeze(_as_numpy(mask))
+    m = np.squeeze(as_numpy(mask))
     if m.shape != out.shape[:2]:
         raise ValueError(f"mask shape {m.shape} does not match the image {out.shape[:2]}")
     if not 0.0 <= alpha <= 1.0:

@@ -1,7 +1,9 @@
 """Training-speed benchmark (``posetransfer bench train``) and the bf16-vs-fp32 loss-curve check.
 
+(Moved from ``training/benchmark.py`` into the ``bench/`` room.)
+
 :func:`bench_train` times full training steps of a config's task on synthetic in-memory batches,
-so a recipe (e.g. PG2 on Market-1501, 000_*.txt sec. 4.1: 128x64, batch 16) can be measured
+so a recipe (e.g. PG2 on Market-1501, "Pose Guided Person Image Generation" sec. 4.1: 128x64, batch 16) can be measured
 without its data set:
 
 * the networks and optimizers are set up as :class:`~posetransfer.training.base.Trainer` does
@@ -38,21 +40,24 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch import nn
+from torch.utils.data import default_collate
 
+from posetransfer.bench.peak import conv_peak, count_flops, device_peak, sync
+from posetransfer.data.inputs import InputSpec, encode_pose, image_to_tensor, model_inputs
 from posetransfer.errors import ConfigError
-from posetransfer.pose import encodings
 from posetransfer.pose.schema import MISSING
-from posetransfer.training.base import Trainer, seed_everything
+from posetransfer.training.base import Trainer
 from posetransfer.training.config import Config, load_config
 from posetransfer.training.tasks import Task
 from posetransfer.utils import perf
+from posetransfer.utils.perf import resolve_precision
 
 __all__ = [
     "TrainBenchResult",
     "PrecisionComparison",
     "bench_poses",
     "synthetic_pair_batch",
+    "synthetic_group_batch",
     "bench_train",
     "run_baseline",
     "machine_info",
@@ -72,8 +77,10 @@ _REFERENCE_POSE = np.array(
 )  # fmt: skip
 _REFERENCE_SIZE = (256, 176)
 
-# tasks whose items are PairDataset items (000_*: PG2 stage I, G1+D, stage II)
+# tasks whose items are PairDataset items (PG2 stage I, G1+D, stage II)
 _PAIR_TASKS = ("pg2_stage1", "pg2_g1_d", "pg2_stage2")
+# tasks whose items are MultiViewDataset items (003_*: the multi-view generator, pix2pix)
+_GROUP_TASKS = ("multiview", "pix2pix")
 
 
 def bench_poses(size: tuple[int, int], count: int, seed: int = 0) -> np.ndarray:
@@ -98,42 +105,55 @@ def synthetic_pair_batch(
     radius: int = 4,
     sigma: float = 6.0,
     seed: int = 0,
+    inputs: InputSpec | None = None,
 ) -> dict[str, Any]:
     """A collated batch with the keys and shapes of :class:`~posetransfer.data.datasets.PairDataset`.
 
-    Images are uniform noise in [-1, 1] (speed does not depend on the pixels); poses are jittered
-    reference poses encoded with the same functions the data set uses, so masks and heatmaps have
-    realistic sparsity.
+    Images are uniform noise (speed does not depend on the pixels); poses are jittered reference
+    poses, and every item is built by :func:`posetransfer.data.inputs.model_inputs` as the data
+    set builds it, so masks and heatmaps have realistic sparsity. ``inputs`` (a task's input spec)
+    replaces ``heatmap`` / ``radius`` / ``sigma``.
     """
     h, w = size
-    gen = torch.Generator().manual_seed(seed)
+    spec = (inputs or InputSpec(heatmap=heatmap, radius=radius, sigma=sigma)).at_size(size)  # type: ignore[arg-type]
+    rng = np.random.default_rng(seed)
     source_kp = bench_poses(size, batch_size, seed=2 * seed)
     target_kp = bench_poses(size, batch_size, seed=2 * seed + 1)
-    heat = encodings.pose_heatmaps(target_kp, size, kind=heatmap, radius=radius, sigma=sigma)  # type: ignore[arg-type]
-    return {
-        "source_image": torch.rand(batch_size, 3, h, w, generator=gen) * 2 - 1,
-        "target_image": torch.rand(batch_size, 3, h, w, generator=gen) * 2 - 1,
-        "source_keypoints": torch.from_numpy(source_kp),
-        "target_keypoints": torch.from_numpy(target_kp),
-        "target_heatmaps": torch.from_numpy(np.ascontiguousarray(heat, dtype=np.float32)),
-        "target_coords": torch.from_numpy(encodings.coordinate_vector(target_kp, size)),
-        "target_stick": torch.from_numpy(encodings.stick_figure(target_kp, size)),
-        "target_mask": torch.from_numpy(encodings.pose_mask(target_kp, size))[:, None],
-        "source_name": [f"bench_{i}_a.jpg" for i in range(batch_size)],
-        "target_name": [f"bench_{i}_b.jpg" for i in range(batch_size)],
-    }
+    items = []
+    for i in range(batch_size):
+        source, target = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+        item = model_inputs(spec, [source], target_kp[i], source_keypoints=[source_kp[i]], target_image=target)
+        items.append({**item, "source_name": f"bench_{i}_a.jpg", "target_name": f"bench_{i}_b.jpg"})
+    return default_collate(items)
 
 
-def _image_size(config: Config, nets: dict[str, nn.Module]) -> tuple[int, int]:
-    """The frame of the networks (their ``image_size``), else of the data section."""
-    for net in nets.values():
-        size = getattr(net, "image_size", None)
-        if size:
-            return int(size[0]), int(size[1])
-    size = getattr(config.data, "image_size", None)
-    if size:
-        return int(size[0]), int(size[1])
-    raise ConfigError(f"{config.task}: cannot tell the image size (no network records image_size)")
+def synthetic_group_batch(
+    batch_size: int, size: tuple[int, int], sources: int, seed: int = 0, inputs: InputSpec | None = None
+) -> dict[str, Any]:
+    """A collated batch with the keys and shapes of the multi-view data set: ``sources`` photos per
+    item, the target, and the unpaired ``other_*`` pose and image (noise images, jittered poses),
+    every item built by :func:`posetransfer.data.inputs.model_inputs` as the data set builds it."""
+    h, w = size
+    spec = (inputs or InputSpec(encodings=("stick", "mask"), group=True)).at_size(size)
+    rng = np.random.default_rng(seed)
+    kp = bench_poses(size, 2 * batch_size, seed=seed)
+    items = []
+    for i in range(batch_size):
+        photos = rng.integers(0, 256, (sources + 2, h, w, 3), dtype=np.uint8)
+        item = model_inputs(spec, list(photos[:sources]), kp[i], target_image=photos[sources])
+        other = kp[batch_size + i]
+        item["other_image"] = image_to_tensor(photos[sources + 1])
+        item["other_keypoints"] = torch.from_numpy(other)
+        item["other_stick"] = encode_pose(other, spec, ["stick"])["stick"]
+        items.append(item)
+    return default_collate(items)
+
+
+def _image_size(config: Config, task: Task) -> tuple[int, int]:
+    """The model's frame: the config's ``data.image_size`` (``Task.image_size``)."""
+    if task.image_size is None:
+        raise ConfigError(f"{config.task}: cannot tell the image size (the config has no data.image_size)")
+    return task.image_size
 
 
 # ----------------------------------------------------------------------------------------------
@@ -166,6 +186,21 @@ class TrainBenchResult:
     loadavg: list[float]
     #: the last step's losses (a sanity check that the step trained something finite)
     losses: dict[str, float] = field(default_factory=dict)
+    #: FLOPs of a training step per image (``FlopCounterMode``: forward + backward), GFLOP
+    gflop_per_image: float = 0.0
+    #: achieved TFLOP/s over the timed steps
+    tflops: float = 0.0
+    #: the device's bf16 peak (TFLOP/s) and where it comes from (``bench.peak.device_peak``)
+    peak_tflops: float | None = None
+    peak_source: str = ""
+    #: model FLOPs utilisation: ``tflops / peak_tflops`` (CUDA, or with ``--peak-tflops``)
+    mfu: float | None = None
+    #: the measured bf16 3x3-convolution peak of this machine and the fraction of it (CPU)
+    conv_peak_tflops: float | None = None
+    fraction_of_conv_peak: float | None = None
+    #: the same in the step's precision (``train.precision``)
+    conv_peak_own_precision_tflops: float | None = None
+    fraction_of_conv_peak_own_precision: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,71 +229,85 @@ def machine_info(device: torch.device | None = None) -> dict[str, Any]:
     return info
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device is 'cuda' but no CUDA device is available")
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def _build_networks(task: Task, config: Config, random_init: dict[str, Config]) -> dict[str, nn.Module]:
-    """The task's networks; those named in ``random_init`` are built (random weights) from that
-    config's ``model`` section instead of being loaded from ``init_from`` (e.g. stage II's G1,
-    whose stage-I checkpoint a benchmark does not need)."""
-    if not random_init:
-        return task.build_networks()
-    unknown = [n for n in random_init if n not in config.init_from]
-    if unknown:
-        raise ConfigError(f"--random-init {unknown[0]}: the config loads no network {unknown[0]!r} from init_from")
-    from posetransfer.training.checkpoint import load_network_from
-
-    nets: dict[str, nn.Module] = {}
-    for name in task.config_networks():
-        nets[name] = task.network_class(name)(**config.model[name])
-    for name, path in config.init_from.items():
-        if name in random_init:
-            other = random_init[name]
-            if name not in other.model:
-                raise ConfigError(f"--random-init {name}: config {other.description or other.task!r} has no model.{name}")
-            nets[name] = task.network_class(name)(**other.model[name])
-        else:
-            nets[name] = load_network_from(path, name, expected_class=task.network_class(name))
-    return nets
+def format_train(result: dict, title: str) -> list[str]:
+    """The human-readable lines of a :class:`TrainBenchResult` (``as_dict``)."""
+    s = result["settings"]
+    cuda = f", peak CUDA {result['peak_cuda_mb']:.0f} MB" if result.get("peak_cuda_mb") is not None else ""
+    h, w = result["image_size"]
+    lines = [
+        f"{title}: {result['description']} ({result['task']}), batch {result['batch_size']} at {h}x{w}, "
+        f"{result['steps']} timed steps after {result['warmup']} warm-up",
+        f"  images/s {result['images_per_s']:.3f}   seconds/step {result['seconds_per_step']:.3f}   "
+        f"peak RSS {result['peak_rss_mb']:.0f} MB{cuda}",
+    ]
+    if result.get("tflops"):
+        mfu = f"   MFU {result['mfu']:.1%} of {result['peak_tflops']:.0f} TFLOP/s ({result['peak_source']})" if result.get("mfu") is not None else ""
+        conv = (f"   {result['fraction_of_conv_peak']:.1%} of the measured bf16 conv peak {result['conv_peak_tflops']:.4f} TFLOP/s"
+                f" ({result['fraction_of_conv_peak_own_precision']:.1%} of the {s['precision']} one)"
+                if result.get("fraction_of_conv_peak") is not None else "")  # fmt: skip
+        lines.append(f"  {result['gflop_per_image']:.1f} GFLOP/image, {result['tflops']:.4f} TFLOP/s{mfu}{conv}")
+    lines += [
+        f"  precision {s['precision']}, channels_last {str(s['channels_last']).lower()}, malloc tuning "
+        f"{s['malloc_tuning']}, threads {s['threads']}, device {s['device']}"
+        + (f" ({s['gpu']})" if s.get("gpu") else "")
+        + (f", compile {str(s['compile']).lower()}" if "compile" in s else ""),
+        f"  torch {s['torch']}, CPU {s['cpu']} x {s['cpus']}, load average "
+        f"{' '.join(f'{v:.2f}' for v in result['loadavg'])}",
+    ]
+    return lines
 
 
 def _prepare_trainer(config: Config, random_init: dict[str, Config]) -> Trainer:
-    """A :class:`Trainer` set up for :meth:`Trainer.train_step` as ``Trainer._fit`` sets it up
-    (single process: no DDP wrapping, no data loader, no run folder)."""
+    """A :class:`Trainer` set up for :meth:`Trainer.train_step` by :meth:`Trainer.prepare`, as
+    training sets it up (single process: no data loader, no run folder). Networks named in
+    ``random_init`` are built with random weights from that config's ``model.NAME`` instead of
+    being loaded from ``init_from`` (e.g. stage II's G1, whose stage-I checkpoint a benchmark
+    does not need)."""
+    kwargs: dict[str, dict[str, Any]] = {}
+    for name, other in random_init.items():
+        if name not in config.init_from:
+            raise ConfigError(f"--random-init {name}: the config loads no network {name!r} from init_from")
+        if name not in other.model:
+            raise ConfigError(f"--random-init {name}: config {other.description or other.task!r} has no model.{name}")
+        kwargs[name] = dict(other.model[name])
     trainer = Trainer(config, run_dir=Path(tempfile.gettempdir()) / "posetransfer-bench-unused", progress=False)
-    tcfg = config.train
-    trainer.device = _resolve_device(tcfg.device)
-    seed_everything(tcfg.seed)
-    trainer.task = task = trainer.task_cls(config)
-    nets = _build_networks(task, config, random_init)
-    trainer.setup_networks(nets)
-    trainer.wrapped = dict(nets)
-    trainer.gen_view = dict(nets)
+    trainer.prepare(random_init=kwargs)
     return trainer
 
 
-def _batches(config: Config, size: tuple[int, int]) -> Iterator[dict[str, Any]]:
-    if config.task not in _PAIR_TASKS:
-        raise ConfigError(
-            f"bench train: task {config.task!r} has no synthetic batches yet (supported: {', '.join(_PAIR_TASKS)})"
-        )
+def _batches(config: Config, size: tuple[int, int], task: Task) -> Iterator[dict[str, Any]]:
     data = config.data
-    kw = {"heatmap": data.heatmap, "radius": data.radius, "sigma": data.sigma}  # type: ignore[attr-defined]
-    pool = [synthetic_pair_batch(config.train.batch_size, size, seed=i, **kw) for i in range(2)]
+    spec = task.input_spec()
+    if config.task in _PAIR_TASKS:
+        pool = [synthetic_pair_batch(config.train.batch_size, size, seed=i, inputs=spec) for i in range(2)]
+    elif config.task in _GROUP_TASKS:
+        # the most photos an item can have: the slowest step of the recipe
+        k = getattr(data, "num_sources", None) or getattr(data, "max_sources", 1)
+        pool = [synthetic_group_batch(config.train.batch_size, size, int(k), seed=i, inputs=spec) for i in range(2)]
+    else:
+        raise ConfigError(
+            f"bench train: task {config.task!r} has no synthetic batches yet "
+            f"(supported: {', '.join((*_PAIR_TASKS, *_GROUP_TASKS))})"
+        )
     i = 0
     while True:
         yield pool[i % len(pool)]
         i += 1
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+_sync = sync
+
+
+def _step_flops(trainer: Trainer, batch: dict[str, Any]) -> int:
+    """FLOPs of one training step (forward, backward, both networks of a GAN), counted by
+    ``FlopCounterMode`` on one step run eagerly (compiled views bypass the counter), which also
+    serves as a warm-up step."""
+    if not trainer.config.train.compile:
+        return count_flops(lambda: trainer.train_step(batch))
+    eager = Trainer(trainer.config.model_copy(update={"train": trainer.config.train.model_copy(update={"compile": False})}),
+                    run_dir=trainer.run_dir, progress=False)  # fmt: skip
+    eager.prepare()
+    return count_flops(lambda: eager.train_step(batch))
 
 
 def bench_train(
@@ -268,6 +317,8 @@ def bench_train(
     warmup: int = 1,
     random_init: dict[str, Config] | None = None,
     malloc: bool = True,
+    peak_tflops: float | None = None,
+    measure_conv_peak: bool = False,
 ) -> TrainBenchResult:
     """Time ``steps`` full training steps of ``config``'s task after ``warmup`` untimed ones.
 
@@ -280,17 +331,18 @@ def bench_train(
         perf.tune_malloc()
     trainer = _prepare_trainer(config, random_init or {})
     device = trainer.device
-    size = _image_size(config, trainer.nets)
-    batches = _batches(config, size)
+    size = _image_size(config, trainer.task)
+    batches = _batches(config, size, trainer.task)
+    flops = _step_flops(trainer, trainer.to_device(next(batches)))
     for _ in range(warmup):
-        trainer.train_step(trainer._to_device(next(batches)))
+        trainer.train_step(trainer.to_device(next(batches)))
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times: list[float] = []
     losses: dict[str, torch.Tensor] = {}
     for _ in range(steps):
-        batch = trainer._to_device(next(batches))
+        batch = trainer.to_device(next(batches))
         start = time.perf_counter()
         losses = trainer.train_step(batch)
         _sync(device)
@@ -299,11 +351,19 @@ def bench_train(
     images = steps * config.train.batch_size
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     peak_cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    peak, peak_source = device_peak(device, peak_tflops)
+    achieved = flops * steps / total / 1e12
+    conv = conv_peak(device)["tflops"] if measure_conv_peak else None
+    # and in the step's own precision (on a CPU without native bf16, fp32 convolutions are faster)
+    own = None
+    if measure_conv_peak:
+        own = conv if resolve_precision(device, config.train.precision) == "bf16" else conv_peak(device, dtype=torch.float32)["tflops"]
     settings = {
-        "precision": config.train.precision,
+        "precision": resolve_precision(device, config.train.precision),
         "channels_last": config.train.channels_last,
         "malloc_tuning": perf.malloc_tuning(),
-        "compile": False,
+        "compile": config.train.compile,
+        "grad_accum": config.train.grad_accum,
         "device": str(device),
         **machine_info(device),
     }
@@ -324,6 +384,15 @@ def bench_train(
         settings=settings,
         loadavg=[round(v, 2) for v in os.getloadavg()],
         losses={k: float(v) for k, v in losses.items()},
+        gflop_per_image=flops / config.train.batch_size / 1e9,
+        tflops=achieved,
+        peak_tflops=peak,
+        peak_source=peak_source,
+        mfu=None if peak is None else achieved / peak,
+        conv_peak_tflops=conv,
+        fraction_of_conv_peak=None if conv is None else achieved / conv,
+        conv_peak_own_precision_tflops=own,
+        fraction_of_conv_peak_own_precision=None if own is None else achieved / own,
     )
 
 

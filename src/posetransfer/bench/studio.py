@@ -1,6 +1,6 @@
 """Load benchmark of ``posetransfer serve``: N concurrent clients posting ``/api/transfer`` for S seconds.
 
-    python -m posetransfer.studio.bench [--checkpoint RUN] [--clients 8] [--seconds 60] [--json OUT]
+    python -m posetransfer.bench.studio [--checkpoint RUN] [--clients 8] [--seconds 60] [--json OUT]
 
 The server runs as its own process (``posetransfer serve``), as a user would start it; each
 client is a thread with its own HTTP connection that sends one source photo and a library pose
@@ -106,7 +106,7 @@ def run_load(url: str, clients: int, seconds: float, photo: bytes, poses: list[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m posetransfer.studio.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m posetransfer.bench.studio", description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", type=Path, default=None, help="run to serve (default: the demo's architecture, 2 steps)")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--seconds", type=float, default=60.0)

@@ -1,4 +1,4 @@
-"""Speed of the SSIM variants on Market-size pairs: ``python -m posetransfer.evaluation.bench``.
+"""Speed of the SSIM variants on Market-size pairs: ``python -m posetransfer.bench.ssim``.
 
 Times ``ssim_pg2``, ``ssim_patn``, ``mask_ssim_pg2`` and ``mask_ssim_patn`` (the four SSIM numbers of
 ``evaluate``) on ``--pairs`` random uint8 128x64 pairs (12,000 = the Market-1501 test protocol), and

@@ -1,9 +1,8 @@
-"""Inference from a checkpoint: rebuild the networks, run them over a data set's pairs, write PNGs.
+"""Pair generation over a data set folder: what ``posetransfer generate`` runs.
 
-``load_generator(CKPT)`` rebuilds every network of a checkpoint from its ``model.json`` (class +
-constructor kwargs) and ``*.safetensors`` weights (no pickle is loaded), and the task from the
-checkpoint's ``config.json``; a PG2 stage-II checkpoint holds its frozen G1 too, so it yields both
-the stage-I and stage-II images. :func:`generate_pairs` is what ``posetransfer generate`` runs.
+The model comes from :func:`posetransfer.inference.loader.load_generator` (any checkpoint
+reference); a PG2 stage-II checkpoint holds its frozen G1 too, so it yields both the stage-I and
+stage-II images. The data set is read with the task's own input spec (``Task.dataset_at``).
 """
 
 from __future__ import annotations
@@ -11,58 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import DataLoader, Subset
 
-from posetransfer.errors import CheckpointError, ConfigError, DataError
-from posetransfer.training import checkpoint as ckpt_io
-from posetransfer.training.config import Config, config_from_dict
-from posetransfer.training.tasks import Task, get_task_class
+from posetransfer.errors import ConfigError, DataError
+from posetransfer.inference.loader import load_generator
 from posetransfer.utils.io import save_image
 from posetransfer.utils.viz import make_grid, to_uint8
 
-__all__ = ["Generator", "load_generator", "generate_pairs", "output_name"]
-
-
-class Generator:
-    """A trained model ready for inference: ``gen(batch) -> {output name: images}``.
-
-    Attributes: ``checkpoint`` (the step folder), ``config`` (:class:`Config`), ``task``,
-    ``nets`` (plain modules in eval mode), ``outputs`` (names in display order, e.g.
-    ``["stage1", "stage2"]``) and ``final_output`` (the one to save).
-    """
-
-    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu"):
-        self.checkpoint = ckpt_io.resolve_checkpoint(checkpoint)
-        raw = ckpt_io.read_checkpoint_config(self.checkpoint)
-        try:
-            self.config: Config = config_from_dict(raw, source=str(self.checkpoint / ckpt_io.CONFIG_JSON))
-        except ConfigError as err:
-            raise CheckpointError(f"{self.checkpoint / ckpt_io.CONFIG_JSON}: invalid config ({err})") from None
-        self.task: Task = get_task_class(self.config.task)(self.config)
-        self.nets, self.model = ckpt_io.load_networks(self.checkpoint)
-        self.device = torch.device(device)
-        for net in self.nets.values():
-            net.to(self.device).eval().requires_grad_(False)
-        self.final_output = self.task.final_output
-
-    @property
-    def step(self) -> int:
-        return int(self.model.get("step", 0))
-
-    def dataset(self, path: str | Path, split: str | None = None, pairs: str | Path | None = None) -> Any:
-        """The data set at ``path`` read with the encodings this model was trained on (no augmentation)."""
-        return self.task.dataset_at(str(path), split, str(pairs) if pairs is not None else None)
-
-    @torch.no_grad()
-    def __call__(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        return self.task.generate(self.nets, batch)
-
-
-def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu") -> Generator:
-    """Rebuild a trained model from a checkpoint folder or a run folder (its latest checkpoint)."""
-    return Generator(checkpoint, device)
+__all__ = ["generate_pairs", "output_name"]
 
 
 def output_name(source_name: str, target_name: str) -> str:
@@ -93,6 +48,9 @@ def generate_pairs(
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     gen = load_generator(checkpoint, device)
     dataset = gen.dataset(data, split, pairs)
+    from posetransfer.training.base import check_image_sizes
+
+    check_image_sizes(gen.nets, dataset, split or "data")
     n = len(dataset) if limit is None else min(limit, len(dataset))
     if n == 0:
         raise DataError(Path(data), "no pairs to generate")

@@ -1,7 +1,7 @@
 """Pose transfer on one's own photos: ``Pipeline.from_checkpoint(ckpt)(sources, target_pose)``.
 
 The pipeline does what the training data preparation did, so the generator sees what it was
-trained on (SPEC.md section 4, "users' own data"):
+trained on:
 
 1. each source photo is read (EXIF rotation, grayscale/RGBA/CMYK/16-bit handled by
    :func:`~posetransfer.utils.io.read_image`) and brought to the model's frame with the framing of
@@ -10,9 +10,11 @@ trained on (SPEC.md section 4, "users' own data"):
 2. the target pose is an annotation-style file (one row of 18 keypoints, in the model's frame), a
    photo (its pose is extracted and framed the same way), or a name from
    :mod:`posetransfer.pose.library`;
-3. the pose is encoded as the checkpoint's task expects (the same encodings as the data sets:
-   heatmaps for PG2's G1 (000_*, sec. 3.1), coordinates for its CE variant, stick figure for the
-   multi-view generator (003_*, sec. 3.1)), and the task's own ``generate`` runs the networks;
+3. the batch is built by :func:`posetransfer.data.inputs.model_inputs` from the task's
+   :class:`~posetransfer.data.inputs.InputSpec`, the very function the training data sets use
+   (heatmaps for PG2's G1, "Pose Guided Person Image Generation" sec. 3.1, coordinates for its CE
+   variant, a stick figure for the multi-view generator, the multi-view paper's sec. 3.1), and the
+   task's own ``generate`` runs the networks;
 4. the output (model frame) can be pasted back on the first source's original canvas.
 
 Every problem with an input raises a :class:`~posetransfer.errors.PosetransferError` naming the
@@ -28,12 +30,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from posetransfer.data.inputs import batch_of, model_inputs
 from posetransfer.data.prepare import IMAGE_EXTENSIONS, Frame, apply_frame, frame_window
-from posetransfer.errors import CheckpointError, DataError, PosetransferError
-from posetransfer.pose import encodings
+from posetransfer.errors import DataError, PosetransferError
 from posetransfer.pose.library import POSES, library_pose
 from posetransfer.pose.schema import NUM_KEYPOINTS, visible
 from posetransfer.utils.io import read_image
+from posetransfer.utils.perf import inference_settings
 
 ImageLike = str | Path | np.ndarray
 PoseLike = str | Path | np.ndarray
@@ -56,11 +59,6 @@ class TransferResult:
     def on_canvas(self, index: int = 0) -> np.ndarray:
         """The generated image pasted back over source ``index``'s original photo."""
         return self.frames[index].paste(self.canvases[index], self.image)
-
-
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 HxWx3 -> float32 3xHxW in [-1, 1], the models' range (tanh outputs)."""
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div(127.5).sub(1.0)
 
 
 def _to_uint8(t: torch.Tensor) -> np.ndarray:
@@ -95,32 +93,19 @@ class Pipeline:
         self.frame = frame
         self.fill = fill
         self._backend = backend
-        # PG2 conditions on one image (000_*, sec. 3); the multi-view generator on 1-5 (003_*, sec. 3.1),
-        # its -S variant on one: the task knows (``Task.max_sources``).
+        # PG2 conditions on one image ("Pose Guided Person Image Generation", sec. 3); the multi-view
+        # generator on 1-5 (the multi-view paper, sec. 3.1), its -S variant on one: the task knows
+        # (``Task.max_sources``).
         self.max_sources = max_sources if max_sources is not None else int(task.max_sources)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", **kwargs) -> "Pipeline":
-        """Load a checkpoint written by the trainer (a step folder or a run folder)."""
-        from posetransfer.training.checkpoint import load_networks, read_checkpoint_config, resolve_checkpoint
-        from posetransfer.training.config import config_from_dict
-        from posetransfer.training.tasks import get_task_class
+        """Load any checkpoint reference :func:`~posetransfer.inference.loader.load_generator` takes:
+        a step folder, a run folder, an exported folder or a Hugging Face Hub repo id."""
+        from posetransfer.inference.loader import load_generator
 
-        ckpt = resolve_checkpoint(path)
-        nets, model = load_networks(ckpt)
-        try:
-            config = config_from_dict(read_checkpoint_config(ckpt), source=str(ckpt / "config.json"))
-            task = get_task_class(model.get("task", config.task))(config)
-        except PosetransferError as err:
-            raise CheckpointError(f"{ckpt}: its config cannot be used ({err})") from None
-        sizes = {tuple(getattr(n, "image_size")) for n in nets.values() if hasattr(n, "image_size")}
-        if not sizes and task.image_size is not None:  # fully convolutional networks: the task's frame
-            sizes = {tuple(task.image_size)}
-        if len(sizes) != 1:
-            raise CheckpointError(f"{ckpt}: cannot tell the model's image size from its networks (found {sizes or 'none'})")
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return cls(task, nets, sizes.pop(), device=device, **kwargs)
+        model = load_generator(path, device)
+        return cls(model.task, model.nets, model.image_size, device=model.device, **kwargs)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -200,25 +185,10 @@ class Pipeline:
     # -- running ---------------------------------------------------------------------------------
 
     def batch(self, sources: list[np.ndarray], target_kp: np.ndarray) -> dict[str, Any]:
-        """The batch (size 1) the task's ``generate`` reads: the keys of the training data sets."""
-        size = self.image_size
-        data = self.task.data_cfg
-        # Encoding parameters the checkpoint was trained with; a task whose data config lacks one
-        # (e.g. no heatmaps) never reads the corresponding key, so the encodings' default is harmless.
-        kind = getattr(data, "heatmap", "disk")
-        radius = getattr(data, "radius", 4)
-        sigma = getattr(data, "sigma", 6.0)
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None].to(self.device)  # noqa: E731
-        images = torch.stack([_tensor(s) for s in sources])
-        return {
-            "source_image": images[:1].to(self.device),
-            "source_images": images[None].to(self.device),
-            "target_keypoints": t(target_kp),
-            "target_heatmaps": t(encodings.pose_heatmaps(target_kp, size, kind=kind, radius=radius, sigma=sigma)),
-            "target_coords": t(encodings.coordinate_vector(target_kp, size)),
-            "target_stick": t(encodings.stick_figure(target_kp, size)),
-            "target_mask": t(encodings.pose_mask(target_kp, size))[None],
-        }
+        """The batch (size 1) the task's ``generate`` reads: a training data set's item for these
+        photos and this pose (:func:`posetransfer.data.inputs.model_inputs`), batched."""
+        spec = self.task.input_spec().at_size(self.image_size)
+        return batch_of(model_inputs(spec, sources, target_kp), self.device)
 
     @torch.no_grad()
     def transfer(self, sources: ImageLike | Sequence[ImageLike], pose: PoseLike) -> TransferResult:
@@ -243,7 +213,8 @@ class Pipeline:
             frames.append(win)
         target_kp, pose_notes = self.target_keypoints(pose)
         notes += pose_notes
-        outputs = self.task.generate(self.nets, self.batch(framed, target_kp))
+        with inference_settings(self.device):  # inference mode, bf16 where it pays, all CPUs
+            outputs = self.task.generate(self.nets, self.batch(framed, target_kp))
         final = self.task.final_output
         stages = {k: _to_uint8(v[0]) for k, v in outputs.items() if k == final or (v.ndim == 4 and v.shape[1] == 3)}
         return TransferResult(stages[final], framed, target_kp, frames, canvases, notes, stages)

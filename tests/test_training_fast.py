@@ -1,0 +1,81 @@
+"""The fast-step options of the trainer on CPU: grad accumulation, torch.compile wiring, the
+device-side data path inside a real run, Trainer.prepare (what bench train uses)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from posetransfer.bench.train import synthetic_pair_batch
+from posetransfer.data.synth import synthesize
+from posetransfer.errors import ConfigError
+from posetransfer.training.base import Trainer, train
+from posetransfer.training.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "debug" / "tiny.yaml"
+SMALL = ["model.g1.base_channels=4", "train.batch_size=4"]
+
+
+def _trainer(overrides: list[str]) -> Trainer:
+    t = Trainer(load_config(TINY, [*SMALL, *overrides]), run_dir="unused", progress=False)
+    t.prepare()
+    return t
+
+
+def _params(t: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in t.nets["g1"].state_dict().items()}
+
+
+def test_grad_accum_gives_the_full_batch_step():
+    batch = synthetic_pair_batch(4, (64, 32), radius=2)
+    one, two = _trainer([]), _trainer(["train.grad_accum=2"])
+    l1, l2 = one.train_step(one.to_device(batch)), two.train_step(two.to_device(batch))
+    assert l1.keys() == l2.keys()
+    torch.testing.assert_close(l2["gen/pose_mask_l1"], l1["gen/pose_mask_l1"], rtol=1e-5, atol=1e-6)
+    a, b = _params(one), _params(two)
+    for k in a:  # G1 has no batch norm: the summed micro-batch gradients are the full-batch gradient
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-6, msg=k)
+    assert any(not torch.equal(a[k], p) for k, p in _trainer([]).nets["g1"].state_dict().items())  # it moved
+    with pytest.raises(ConfigError, match="grad_accum=3 does not divide"):
+        _trainer(["train.grad_accum=3"]).train_step(batch)
+
+
+def test_grad_accum_runs_a_gan_step():
+    t = _trainer(["train.grad_accum=2", "task=pg2_g1_d", "model.d={base_channels: 4, image_size: [64, 32], num_layers: 3}"])
+    losses = t.train_step(t.to_device(synthetic_pair_batch(4, (64, 32), radius=2)))
+    assert {"dis/d_bce", "gen/g_bce", "gen/pose_mask_l1"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_compile_wraps_the_call_views_only():
+    batch = synthetic_pair_batch(4, (64, 32), radius=2)
+    plain, compiled = _trainer([]), _trainer(["train.compile=true", "train.compile_backend=eager"])
+    assert isinstance(compiled.wrapped["g1"], torch._dynamo.eval_frame.OptimizedModule)
+    assert not isinstance(compiled.nets["g1"], torch._dynamo.eval_frame.OptimizedModule)  # checkpoints: plain keys
+    l1, l2 = plain.train_step(plain.to_device(batch)), compiled.train_step(compiled.to_device(batch))
+    torch.testing.assert_close(l2["gen/pose_mask_l1"], l1["gen/pose_mask_l1"])
+    a, b = _params(plain), _params(compiled)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], msg=k)
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("people")
+    synthesize(data, size=(64, 32), identities=6, views=3, seed=2, progress=False)
+    return data
+
+
+def test_a_run_on_the_device_data_path_trains_like_the_worker_path(people, tmp_path):
+    over = [*SMALL, f"data.train={people / 'train'}", f"data.test={people / 'test'}", "train.iterations=3",
+            "train.log_every=1", "train.sample_every=100000", "train.eval_batches=0", "train.checkpoint_every=3"]  # fmt: skip
+    workers = train(TINY, tmp_path / "workers", overrides=over, progress=False)
+    device = train(TINY, tmp_path / "device", overrides=[*over, "train.data_path=device"], progress=False)
+    assert [s for s, _ in device.losses] == [s for s, _ in workers.losses] == [1, 2, 3]
+    for (_, a), (_, b) in zip(workers.losses, device.losses):  # same pairs, same flips
+        assert b["gen/pose_mask_l1"] == pytest.approx(a["gen/pose_mask_l1"], rel=1e-3)
+    for k, p in workers.networks["g1"].state_dict().items():
+        torch.testing.assert_close(device.networks["g1"].state_dict()[k], p, rtol=1e-3, atol=1e-5, msg=k)

@@ -279,3 +279,16 @@ def test_frames_stream_through(checkpoint, source_photo, tmp_path, monkeypatch):
     next(frames), next(frames)
     assert len(reads) == 3
     assert len(list(frames)) == 4 and len(reads) == 7
+
+
+def test_bench_animate_builds_a_config_with_random_weights(capsys):
+    import json
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "debug" / "tiny.yaml"
+    rc = main(["bench", "animate", "--config", str(config), "--frames", "2", "--batch", "2", "--repeats", "1",
+               "--backend", "silhouette", "--json"])  # fmt: skip
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    info = json.loads(out.out)
+    assert info["image_size"] == [64, 32] and info["rows"][0]["frames"] == 2 and "random weights" in info["model"]

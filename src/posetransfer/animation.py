@@ -167,11 +167,14 @@ class Animation:
     @torch.no_grad()
     def generate(self, poses: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Generated frames for a batch of target poses (model frame), through the task's ``generate``."""
+        from posetransfer.utils.perf import inference_settings
+
         pipe = self.pipeline
         start = time.perf_counter()
         parts = [pipe.batch(self.framed_sources, kp) for kp in poses]
         batch = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        out = pipe.task.generate(pipe.nets, batch)[pipe.task.final_output]
+        with inference_settings(pipe.device):  # as Pipeline.transfer: inference mode, bf16 where it pays
+            out = pipe.task.generate(pipe.nets, batch)[pipe.task.final_output]
         # [-1, 1] (tanh) -> uint8 HxWx3, as Pipeline.transfer's output
         frames = list(((out.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy())
         self.stats["generation_s"] = self.stats.get("generation_s", 0.0) + time.perf_counter() - start
@@ -370,10 +373,12 @@ def bare_generation_fps(pipeline: "Pipeline", source: np.ndarray, pose: np.ndarr
                         frames: int = 32, warmup: int = 1) -> float:  # fmt: skip
     """Frames/s of the networks alone (``task.generate`` on one prepared batch, no pose encoding,
     no conversion, no video): the reference the generation part of :func:`animate_to_file` is compared with."""
+    from posetransfer.utils.perf import inference_settings
+
     batch = {k: torch.cat([v] * batch_size) for k, v in pipeline.batch([source], pose).items()}
     task, nets = pipeline.task, pipeline.nets
     sync = torch.cuda.synchronize if pipeline.device.type == "cuda" else (lambda: None)
-    with torch.no_grad():
+    with inference_settings(pipeline.device):
         for _ in range(warmup):
             task.generate(nets, batch)
         sync()

@@ -284,23 +284,27 @@ def run_animate(args: argparse.Namespace) -> int:
     except ValueError:
         raise PosetransferError(f"--batch: expected comma-separated integers, got {args.batch!r}") from None
     if args.threads:
+        import os
+
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inference_settings keeps a user's thread count
         torch.set_num_threads(args.threads)
     if args.checkpoint is not None:
         pipe = Pipeline.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend)
         what = str(args.checkpoint)
     else:
-        from posetransfer.training.benchmark import _build_networks
+        from posetransfer.errors import ConfigError
         from posetransfer.training.config import load_config
         from posetransfer.training.tasks import get_task_class
 
         config = load_config(args.config, args.overrides)
-        random_init = {}
-        for item in args.random_init:
-            name, _, path = item.partition("=")
-            random_init[name] = load_config(path)
+        kwargs = {}
+        for name, other in _random_init(args.random_init)[1].items():
+            if name not in other.model:
+                raise ConfigError(f"--random-init {name}: config {other.description or other.task!r} has no model.{name}")
+            kwargs[name] = dict(other.model[name])
         task = get_task_class(config.task)(config)
         torch.manual_seed(0)
-        nets = _build_networks(task, config, random_init)
+        nets = task.build_networks(random_init=kwargs)
         sizes = {tuple(n.image_size) for n in nets.values() if hasattr(n, "image_size")}
         pipe = Pipeline(task, {k: nets[k] for k in nets if k not in task.discriminators}, sizes.pop(),
                         device=args.device, backend=args.backend)  # fmt: skip

@@ -371,8 +371,9 @@ def skeleton_preview(track: Track, reader: VideoReader | None, size: tuple[int, 
 
 def bare_generation_fps(pipeline: "Pipeline", source: np.ndarray, pose: np.ndarray, batch_size: int,
                         frames: int = 32, warmup: int = 1) -> float:  # fmt: skip
-    """Frames/s of the networks alone (``task.generate`` on one prepared batch, no pose encoding,
-    no conversion, no video): the reference the generation part of :func:`animate_to_file` is compared with."""
+    """Frames/s of the networks alone as the pipeline holds them (``task.generate`` on one prepared
+    batch: no pose encoding, no conversion, no video), the reference for :func:`animate_to_file`'s
+    generation part. (``bench infer`` runs its networks channels-last; docs/benchmarks.md.)"""
     from posetransfer.utils.perf import inference_settings
 
     batch = {k: torch.cat([v] * batch_size) for k, v in pipeline.batch([source], pose).items()}

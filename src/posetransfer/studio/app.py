@@ -60,6 +60,8 @@ class Limits:
     max_body_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 25_000_000
     max_queue: int = 8
+    max_video_frames: int = 300  # the animation tab's clips (studio/animate.py)
+    max_video_pixels: int = 3840 * 2160  # per frame: a 4K clip is taken (and downscaled), beyond it refused
 
 
 class ApiError(Exception):
@@ -452,6 +454,10 @@ def create_app(
             raise ApiError(404, f"no result file {rid}/{name}")
         headers = {"Content-Disposition": f'attachment; filename="{rid}-{name}"'} if name == "pose.csv" else None
         return FileResponse(path, headers=headers)
+
+    from posetransfer.studio.animate import add_routes as add_animate_routes
+
+    add_animate_routes(app, studio, need_model, form, studio.decode)  # the Animate tab (issue 13)
 
     # study ---------------------------------------------------------------------------------
 

@@ -143,3 +143,20 @@ def test_cli_transfer(checkpoint, photo, tmp_path, capsys):
     args[args.index("--pose") + 1] = str(tmp_path / "missing.csv")
     assert main([*args, "--out", str(bad)]) == 2
     assert "neither a file nor a built-in pose" in capsys.readouterr().err and not bad.exists()
+
+
+def test_channels_last_networks_give_the_same_output(checkpoint, photo):
+    """Pipeline runs its networks channels-last (as ``bench infer``); the output equals NCHW's to float rounding."""
+    cl = Pipeline.from_checkpoint(checkpoint, device="cpu")
+    plain = Pipeline.from_checkpoint(checkpoint, device="cpu", channels_last=False)
+    conv = lambda p: next(m for m in p.nets["g1"].modules() if isinstance(m, torch.nn.Conv2d))  # noqa: E731
+    assert conv(cl).weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv(plain).weight.is_contiguous(memory_format=torch.channels_last)
+    framed, _, _ = cl.frame_photo(np.asarray(Image.open(photo)))
+    batch = cl.batch([framed], library_pose("walking", SIZE))
+    with torch.no_grad():
+        a = cl.task.generate(cl.nets, batch)[cl.task.final_output]
+        b = plain.task.generate(plain.nets, batch)[plain.task.final_output]
+    assert (a - b).abs().max().item() < 1e-5
+    diff = np.abs(cl(photo, "walking").astype(int) - plain(photo, "walking").astype(int))
+    assert diff.max() <= 1

@@ -85,10 +85,17 @@ class Pipeline:
         fill: str = "edge",
         backend: Any = "mediapipe",
         max_sources: int | None = None,
+        channels_last: bool = True,
     ):
         self.task = task
         self.device = torch.device(device)
         self.nets = {k: v.to(self.device).eval() for k, v in nets.items()}
+        if channels_last:
+            # as ``bench infer`` (bench/infer.py, build_model) and training's ``train.channels_last``:
+            # convolutions in NHWC, oneDNN's / cuDNN's fast layout; outputs equal NCHW's to float
+            # rounding (tests/test_inference.py). ``transfer`` and ``animate`` alike.
+            for net in self.nets.values():
+                net.to(memory_format=torch.channels_last)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.frame = frame
         self.fill = fill

@@ -19,7 +19,7 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from _studio import LibraryBackend, png, tiny_runs  # noqa: E402
+from _studio import LibraryBackend, png, tiny_runs, walking_clip  # noqa: E402
 from posetransfer.inference import Pipeline  # noqa: E402
 from posetransfer.studio.app import create_app  # noqa: E402
 from posetransfer.studio.study import Study  # noqa: E402
@@ -167,4 +167,42 @@ def test_study_page_in_the_browser(server, browser, tmp_path):
     assert page.locator("#participants tbody tr").count() == 1
     page.screenshot(path=str(tmp_path / "study-results.png"), full_page=True)
     shutil.copy(tmp_path / "study-results.png", "/tmp/studio-study-results.png")
+    page.close()
+
+
+def test_animate_tab_in_the_browser(server, browser, tmp_path):
+    """Upload a clip, see the tracked skeleton, Render, watch the progress, the result appears."""
+    pytest.importorskip("av")
+    url, root, _ = server
+    clip = walking_clip(tmp_path / "walk.mp4", frames=10)
+    photo = png(tmp_path / "me.png", (180, 120), seed=7)
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/")
+    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    assert page.locator("#animate-tab").is_hidden()
+    page.click("#tab-animate")
+    assert page.locator("#pose-tab").is_hidden() and page.locator("#animate-tab").is_visible()
+    assert page.locator("#max-video-frames").inner_text() == "300"
+    page.set_input_files("#video-file", str(clip))
+    page.wait_for_selector("#skeleton-preview:not([hidden])", timeout=30000)
+    page.wait_for_function("document.getElementById('skeleton-preview').naturalWidth === 96", timeout=15000)
+    assert page.locator("#track-info").inner_text().startswith("10 frames at 10.0 fps, 128x96")
+    page.set_input_files("#animate-sources", str(photo))
+    page.check("#animate-side")
+    page.click("#render")
+    page.wait_for_selector("#render-progress:not([hidden])", timeout=5000)
+    page.wait_for_selector("#animation-result", timeout=60000)
+    page.wait_for_function("document.getElementById('animation-result').complete && "
+                           "document.getElementById('animation-result').naturalWidth > 0", timeout=15000)  # fmt: skip
+    assert page.evaluate("document.getElementById('animation-result').naturalWidth") == 3 * 32  # driving | skeleton | result
+    assert page.evaluate("document.getElementById('render-progress').value") == 10
+    assert page.locator("#render-status").inner_text() == "done"
+    href = page.get_attribute("#download-animation", "href")
+    assert href.endswith("/result.gif") and page.locator("#download-animation").is_visible()
+    assert errors == []
+    shot = tmp_path / "studio-animate.png"
+    page.screenshot(path=str(shot), full_page=True)
+    shutil.copy(shot, "/tmp/studio-animate.png")
     page.close()

@@ -110,7 +110,7 @@ window.animate = A;  // for the browser test
     const f = document.createElement("figure");
     f.appendChild(media);
     const cap = document.createElement("figcaption");
-    cap.textContent = `${m.frames} frames, ${m.size[1]}x${m.size[0]}, ${m.fps.toFixed(1)} fps` +
+    cap.textContent = `${m.frames} frames, ${m.size[0]}x${m.size[1]}, ${m.fps.toFixed(1)} fps` +
       (m.notes && m.notes.length ? ` (${m.notes.join("; ")})` : "");
     f.appendChild(cap);
     el("animation").appendChild(f);

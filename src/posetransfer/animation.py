@@ -373,7 +373,7 @@ def bare_generation_fps(pipeline: "Pipeline", source: np.ndarray, pose: np.ndarr
                         frames: int = 32, warmup: int = 1) -> float:  # fmt: skip
     """Frames/s of the networks alone as the pipeline holds them (``task.generate`` on one prepared
     batch: no pose encoding, no conversion, no video), the reference for :func:`animate_to_file`'s
-    generation part. (``bench infer`` runs its networks channels-last; docs/benchmarks.md.)"""
+    generation part. (Channels-last, as ``bench infer``'s: ``Pipeline`` converts them; docs/benchmarks.md.)"""
     from posetransfer.utils.perf import inference_settings
 
     batch = {k: torch.cat([v] * batch_size) for k, v in pipeline.batch([source], pose).items()}

@@ -149,3 +149,13 @@ def _png(image):
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_serve_max_video_frames(tmp_path_factory, tmp_path):
+    from posetransfer.cli import build_parser
+    from posetransfer.commands.serve import build
+
+    runs = tiny_runs(tmp_path_factory)
+    args = build_parser().parse_args(["serve", "--checkpoint", str(runs["stage1"]), "--state", str(tmp_path / "s"),
+                                      "--device", "cpu", "--max-video-frames", "42"])  # fmt: skip
+    assert TestClient(build(args)).get("/api/info").json()["limits"]["max_video_frames"] == 42

@@ -53,6 +53,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-queue", type=positive_int, default=8, help="requests waiting or running before 503 (default 8)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MB (default 20)")
     p.add_argument("--max-pixels", type=positive_int, default=25_000_000, help="largest uploaded image in pixels (default 25M)")
+    p.add_argument("--max-video-frames", type=positive_int, default=300,
+                   help="longest clip the Animate tab takes, in frames (default 300)")
     p.add_argument("--frame", choices=FRAME_MODES, default="height", help="how photos are framed (as `transfer`)")
     p.add_argument("--fill", choices=FILLS, default="edge", help="padding (as `transfer`)")
     p.add_argument("--backend", default="mediapipe", help="pose backend for photos (default mediapipe)")
@@ -87,7 +89,7 @@ def build(args: argparse.Namespace):
         study = Study.open(args.state, args.study, args.data, per_kind=args.study_images, seed=args.seed,
                            practice=args.practice, show_ms=args.show_ms)  # fmt: skip
     limits = Limits(max_body_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
-                    max_queue=args.max_queue)  # fmt: skip
+                    max_queue=args.max_queue, max_video_frames=args.max_video_frames)  # fmt: skip
     return create_app(pipeline, study, args.state, limits, args.token)
 
 

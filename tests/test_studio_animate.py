@@ -74,6 +74,8 @@ def test_track_render_download(pipe, clip, photo, tmp_path):
         assert info["frames"] == 12 and info["size"] == (128, 96)  # under PREVIEW_SIDE: not shrunk
 
         form = {"track": t["id"], "retarget": "1", "format": "mp4"}
+        queue = client.app.state.studio.queue
+        turns = queue.done
         r = client.post("/api/animate/render", data=form, files={"source": ("me.png", photo.read_bytes(), "image/png")})
         assert r.status_code == 200, r.text
         job = r.json()
@@ -81,6 +83,8 @@ def test_track_render_download(pipe, clip, photo, tmp_path):
         meta, seen = _wait(client, job["id"])
         assert meta["status"] == "done", meta
         assert meta["frames_done"] == 12 and seen == sorted(seen)  # progress only grows
+        # one queue turn to prepare, one per batch of 4 frames, one that finds the end: others get in between
+        assert queue.done - turns == 1 + 3 + 1
         got = client.get(meta["url"])
         assert got.status_code == 200 and "attachment" in got.headers["content-disposition"]
         out = tmp_path / "result.mp4"

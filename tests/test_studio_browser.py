@@ -201,6 +201,15 @@ def test_animate_tab_in_the_browser(server, browser, tmp_path):
     assert page.locator("#render-status").inner_text() == "done"
     href = page.get_attribute("#download-animation", "href")
     assert href.endswith("/result.gif") and page.locator("#download-animation").is_visible()
+    # MP4 (H.264) in a <video>: Debian's chromium plays it
+    page.uncheck("#animate-side")
+    page.select_option("#animate-format", "mp4")
+    page.click("#render")
+    page.wait_for_selector("video#animation-result", timeout=60000)
+    page.wait_for_function("document.getElementById('animation-result').readyState >= 1", timeout=15000)
+    assert page.evaluate("[document.getElementById('animation-result').videoWidth, "
+                         "document.getElementById('animation-result').videoHeight]") == [32, 64]  # fmt: skip
+    assert page.get_attribute("#download-animation", "href").endswith("/result.mp4")
     assert errors == []
     shot = tmp_path / "studio-animate.png"
     page.screenshot(path=str(shot), full_page=True)

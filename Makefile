@@ -2,11 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The pose extra (mediapipe, for `pose extract`, `data prepare`, `transfer --pose PHOTO`) is part of
-# the set-up so that the tests exercise the real extractor; `make EXTRAS=dev` keeps the core light.
+# The pose extra (mediapipe, for `pose extract`, `data prepare`, `transfer --pose PHOTO`) and the
+# video extra (PyAV, for `animate` and `pose track`) are part of the set-up so that the tests exercise
+# the real extractor and codecs; `make EXTRAS=dev` keeps the core light.
 # studio: `posetransfer serve` (FastAPI, uvicorn); studio-test: its in-process and browser tests.
 # hub: loading checkpoints by Hugging Face Hub repo id (huggingface_hub).
-EXTRAS ?= dev,pose,studio,studio-test,hub
+EXTRAS ?= dev,pose,video,studio,studio-test,hub
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 # glibc malloc tuning: measured 1.6-2.8x faster PG2 training steps on CPU (docs/benchmarks.md).

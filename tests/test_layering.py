@@ -20,8 +20,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("losses",),
     ("training",),
     ("evaluation",),
-    ("inference",),
-    ("demo", "studio", "commands", "cli", "__main__"),
+    ("inference", "animation"),
+    ("demo", "studio", "bench", "commands", "cli", "__main__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -246,11 +246,89 @@ def _register_infer(group: argparse._SubParsersAction) -> None:
 
 
 # Subcommands of ``bench``, in --help order.
+# ---- bench animate (issue 13) --------------------------------------------------------------------
+
+
+def _register_animate(group: argparse._SubParsersAction) -> None:
+    p = group.add_parser("animate", help="frames/s of `animate`: networks alone, generation, whole command",
+                         description="On a synthetic walking clip: per batch size, the frames/s of the networks "
+                         "alone (one prepared batch), of animate's generation part and of the whole command "
+                         "(tracking with the pose backend, retargeting, encoding included).")  # fmt: skip
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="a trained checkpoint or run folder")
+    src.add_argument("--config", type=Path, help="a training config: its networks with random weights")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value (with --config), e.g. --set model.g1.image_size=[256,176]")
+    p.add_argument("--random-init", action="append", default=[], metavar="NAME=CONFIG",
+                   help="with --config: build init_from network NAME with random weights from CONFIG")
+    p.add_argument("--batch", default="1,2,4", help="comma-separated batch sizes (default 1,2,4)")
+    p.add_argument("--frames", type=positive_int, default=32, help="frames of the clip (default 32)")
+    p.add_argument("--repeats", type=positive_int, default=3,
+                   help="alternated timings of the networks and the generation part, medians reported (default 3)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch intra-op threads")
+    p.add_argument("--backend", default="mediapipe", help="pose backend for tracking (default mediapipe)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_animate)
+
+
+def run_animate(args: argparse.Namespace) -> int:
+    import torch
+
+    from posetransfer.animation import benchmark
+    from posetransfer.errors import PosetransferError
+    from posetransfer.inference import Pipeline
+
+    try:
+        batches = [int(b) for b in args.batch.split(",")]
+    except ValueError:
+        raise PosetransferError(f"--batch: expected comma-separated integers, got {args.batch!r}") from None
+    if args.threads:
+        import os
+
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inference_settings keeps a user's thread count
+        torch.set_num_threads(args.threads)
+    if args.checkpoint is not None:
+        pipe = Pipeline.from_checkpoint(args.checkpoint, device=args.device, backend=args.backend)
+        what = str(args.checkpoint)
+    else:
+        from posetransfer.errors import ConfigError
+        from posetransfer.training.config import load_config
+        from posetransfer.training.tasks import get_task_class
+
+        config = load_config(args.config, args.overrides)
+        kwargs = {}
+        for name, other in _random_init(args.random_init)[1].items():
+            if name not in other.model:
+                raise ConfigError(f"--random-init {name}: config {other.description or other.task!r} has no model.{name}")
+            kwargs[name] = dict(other.model[name])
+        task = get_task_class(config.task)(config)
+        torch.manual_seed(0)
+        nets = task.build_networks(random_init=kwargs)
+        sizes = {tuple(n.image_size) for n in nets.values() if hasattr(n, "image_size")}
+        pipe = Pipeline(task, {k: nets[k] for k in nets if k not in task.discriminators}, sizes.pop(),
+                        device=args.device, backend=args.backend)  # fmt: skip
+        what = f"{args.config} (random weights)"
+    rows = benchmark(pipe, batches, frames=args.frames, repeats=args.repeats)
+    info = {"model": what, "task": pipe.task.name, "image_size": list(pipe.image_size),
+            "threads": torch.get_num_threads(), "rows": rows}  # fmt: skip
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{what}: {pipe.task.name} at {pipe.image_size[0]}x{pipe.image_size[1]}, {info['threads']} thread(s)")
+    print("batch  networks f/s  generation f/s  (ratio)  whole command f/s  (tracking s)")
+    for r in rows:
+        print(f"{r['batch']:>5}  {r['bare_fps']:>12.2f}  {r['generation_fps']:>14.2f}  ({r['generation_vs_bare']:.2f})"
+              f"  {r['total_fps']:>17.2f}  ({r['tracking_s']:.1f})")
+    return 0
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _register_encodings,
     _register_train,
     _register_infer,
     _register_precision,
+    _register_animate,
 )
 
 

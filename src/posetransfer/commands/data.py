@@ -1,4 +1,4 @@
-"""``posetransfer data {synth,check,show,pairs}``: make, validate, look at and pair data sets.
+"""``posetransfer data {synth,check,show,pairs,walk}``: make, validate, look at and pair data sets; a driving clip.
 
 Thin wrappers over :mod:`posetransfer.data`; heavy imports (torch, the synthesiser) happen inside
 the handlers so ``posetransfer --help`` stays fast.
@@ -57,6 +57,8 @@ def register(subparsers) -> None:
     r.add_argument("--require-torso", action="store_true", help="only images with both shoulders and both hips")
     r.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     r.set_defaults(func=_pairs)
+
+    _register_walk(sub)
 
     # `data prepare` (a folder of one's own photos -> a data set) lives beside the pose extractor.
     from posetransfer.commands.prepare import register_prepare
@@ -179,4 +181,26 @@ def _pairs(args) -> int:
     write_pairs(args.out, pairs)
     identities = len(group_by_identity({a for a, _ in pairs}))
     print(f"wrote {len(pairs)} pairs of {identities} identities to {args.out}")
+    return 0
+
+
+def _register_walk(sub) -> None:
+    w = sub.add_parser("walk", help="write a video of a synthetic person walking (a driving clip for `animate`)")
+    w.add_argument("--out", required=True, type=Path, help="output .mp4 or .gif")
+    w.add_argument("--frames", type=positive_int, default=40, help="number of frames (default 40)")
+    w.add_argument("--size", type=size_hw, default=(256, 192), help="HEIGHTxWIDTH (default 256x192)")
+    w.add_argument("--fps", type=positive_int, default=10, help="frame rate (default 10: a stride a second)")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    w.set_defaults(func=_walk)
+
+
+def _walk(args) -> int:
+    from posetransfer.data.motion import walking_frames
+    from posetransfer.utils.video import VideoWriter
+
+    with VideoWriter(args.out, args.fps, overwrite=args.overwrite) as writer:
+        for image, _ in walking_frames(args.frames, args.size, seed=args.seed, fps=args.fps):
+            writer.write(image)
+    print(f"wrote {args.out}: {writer.frames} frames, {args.size[0]}x{args.size[1]}, {args.fps} fps")
     return 0

@@ -1,5 +1,5 @@
-"""``posetransfer pose {extract,bench,library,mask}``: keypoints from photos, extractor accuracy,
-built-in poses, pose masks by protocol.
+"""``posetransfer pose {extract,bench,library,mask,track}``: keypoints from photos, extractor accuracy,
+built-in poses, pose masks by protocol, video tracking.
 
 ``pose extract IMAGE... --out annotation.csv [--preview DIR]`` writes the field's annotation format
 (``name:[ys]:[xs]``, 18 keypoints, -1 = missing) for one's own photos. Photos with no person are
@@ -79,6 +79,8 @@ def register(subparsers) -> None:
     m.add_argument("--overwrite", action="store_true", help="replace masks already in --out")
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.set_defaults(func=_mask)
+
+    _register_track(sub)
 
 
 def _extract(args) -> int:
@@ -203,4 +205,49 @@ def _mask(args) -> int:
         bar.update(len(chunk))
     bar.close()
     print(f"wrote {len(names)} {args.protocol} mask(s) of {args.size[0]}x{args.size[1]} to {args.out}")
+
+
+# -- pose track (issue 13) ----------------------------------------------------------------------------
+
+
+def _register_track(sub) -> None:
+    from posetransfer.commands.animate import add_smoothing_args, positive_float
+
+    t = sub.add_parser("track", help="the smoothed pose of the person in each frame of a video",
+                       description="Track the person of a video (or folder of frames): one annotation row per frame "
+                       "(name = frame index, lost frames all -1), One-Euro smoothed, plus OUT.json (fps, size, lost frames).")
+    t.add_argument("video", type=Path, metavar="VIDEO|FRAMES_DIR", help="video file or folder of frames")
+    t.add_argument("--out", required=True, type=Path, help="annotation file to write (name:[ys]:[xs])")
+    t.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    t.add_argument("--fps", type=positive_float, default=None, help="frame rate of a folder of frames (default 25)")
+    t.add_argument("--preview", type=Path, default=None, help="also write the skeleton over the video (.mp4 or .gif)")
+    t.add_argument("--visibility", type=float, default=0.5,
+                   help="keypoints the backend sees with less confidence are missing (default 0.5)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_smoothing_args(t)
+    t.set_defaults(func=_track)
+
+
+def _track(args) -> int:
+    from posetransfer.animation import skeleton_preview, track_video
+    from posetransfer.commands.animate import smoothing_from_args
+    from posetransfer.pose.tracking import write_track
+    from posetransfer.utils.video import VideoReader, VideoWriter, check_output
+
+    if args.out.exists() and not args.overwrite:
+        raise DataError(args.out, "already exists (use --overwrite to replace it)")
+    if args.preview is not None:
+        check_output(args.preview, args.overwrite)
+    config = smoothing_from_args(args)
+    reader = VideoReader(args.video, max_side=args.max_side, fps=args.fps, limit=args.max_frames)
+    track = track_video(reader, make_backend(args), config, progress=not args.no_progress)
+    for note in track.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.preview is not None:
+        with VideoWriter(args.preview, track.fps, overwrite=args.overwrite) as w:
+            for frame in skeleton_preview(track, reader):
+                w.write(frame)
+    write_track(args.out, track)
+    print(f"wrote {args.out} (+ {args.out.name}.json): {len(track)} frames at {track.fps:g} fps, "
+          f"{track.size[0]}x{track.size[1]}; person lost in {int(track.lost.sum())}")
     return 0

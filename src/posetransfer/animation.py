@@ -234,16 +234,7 @@ def prepare_animation(
         raise PosetransferError(f"lost must be one of {', '.join(LOST_POLICIES)}, got {lost!r}")
     if batch_size < 1:
         raise PosetransferError(f"batch size must be >= 1, got {batch_size}")
-    if isinstance(sources, (str, Path, np.ndarray)):
-        sources = [sources]
-    sources = list(sources)
-    if not sources:
-        raise PosetransferError("at least one source photo is needed")
-    notes: list[str] = []
-    if len(sources) > pipeline.max_sources:
-        notes.append(f"this {pipeline.task.name} model takes {pipeline.max_sources} source photo(s); "
-                     f"using the first {pipeline.max_sources}")  # fmt: skip
-        sources = sources[: pipeline.max_sources]
+    sources, notes = pipeline.source_list(sources)
     # The sources first: a bad photo is reported before minutes of tracking.
     canvases, framed, windows, names = [], [], [], []
     for s in sources:

@@ -50,6 +50,9 @@ def register(subparsers) -> None:
                         "(PG2's paper, default) or the condition image's (PG2's released score_mask.py)")  # fmt: skip
     p.add_argument("--fid-real", type=Path, default=None,
                    help="real images for fid / fid_gfla / fid_cfld: a folder (statistics cached) or an .npz of `evaluate fid-stats` (its protocol must match; default: the data set's training split)")  # fmt: skip
+    p.add_argument("--targets", type=Path, default=None, metavar="DIR",
+                   help="read each target from DIR/<generated stem>.png instead of the data set (the target "
+                        "panels of PATN's strips, written by `evaluate import --targets-out`, as its getMetrics compares)")  # fmt: skip
     p.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--alexnet-weights", default=None, help="local alexnet-owt-7be5be79.pth (LPIPS)")
     p.add_argument("--lpips-weights", default=None, help="local LPIPS v0.1 alex.pth")
@@ -61,7 +64,7 @@ def register(subparsers) -> None:
     p.add_argument("--show", type=int, default=8, help="best and worst pairs shown in report.html (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
-    sub = p.add_subparsers(dest="evaluate_command", metavar="{fid-stats}")
+    sub = p.add_subparsers(dest="evaluate_command", metavar="{fid-stats,import}")
     f = sub.add_parser(
         "fid-stats",
         help="cache the FID statistics of a folder of real images (mu, sigma, n, protocol) in an .npz",
@@ -78,6 +81,32 @@ def register(subparsers) -> None:
     f.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=run_fid_stats)
+    i = sub.add_parser(
+        "import",
+        help="convert PATN's / GFLA's released test images to <from-stem>___<to-stem>.png",
+        description=(
+            "Write the generated image of every released test image as <from-stem>___<to-stem>.png "
+            "(lossless), the files `evaluate --generated` reads. patn-strip: PATN's test.py strips "
+            "<source>.jpg___<target>.jpg_vis.jpg of 5 panels (source|pose|target|pose|generated), "
+            "panel 5 kept; gfla: GFLA's test.py images <source-stem>_2_<target-stem>_vis.jpg."
+        ),
+    )
+    i.add_argument("folder", type=Path, metavar="DIR", help="folder of the released test images")
+    i.add_argument("--layout", required=True, choices=("patn-strip", "gfla"), help="whose test script wrote them")
+    i.add_argument("--out", required=True, type=Path, help="folder to write the <from-stem>___<to-stem>.png files")
+    i.add_argument("--targets-out", type=Path, default=None, metavar="DIR",
+                   help="patn-strip: also write each strip's target panel (panel 3) as DIR/<from-stem>___<to-stem>.png, "
+                        "for `evaluate --targets DIR` (PATN's getMetrics compares with these, not the data set's images)")  # fmt: skip
+    i.add_argument("--overwrite", action="store_true", help="write into folders that already hold files")
+    i.set_defaults(func=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from posetransfer.evaluation.released import convert_released
+
+    n = convert_released(args.folder, args.layout, args.out, overwrite=args.overwrite, targets_out=args.targets_out)
+    print(f"wrote {n} images <from-stem>___<to-stem>.png to {args.out}", file=sys.stderr)
+    return 0
 
 
 def run_fid_stats(args: argparse.Namespace) -> int:
@@ -132,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         weights=WeightPaths(args.inception_weights, args.alexnet_weights, args.lpips_weights,
                             args.inception_gfla_weights, args.openpose_weights),
         fid_real=args.fid_real, pose_backend=args.pose_backend, name=args.name, show=args.show,
-        progress=not args.no_progress, log=log, pg2_mask_of=args.pg2_mask_of,
+        progress=not args.no_progress, log=log, pg2_mask_of=args.pg2_mask_of, targets_dir=args.targets,
     )  # fmt: skip
     print((Path(args.out) / "table.md").read_text(encoding="utf-8"), end="")
     print(f"wrote {args.out}/metrics.json, table.md, report.html ({values['pairs']} pairs)", file=sys.stderr)

@@ -82,12 +82,16 @@ def _list_generated(folder: Path) -> list[Path]:
 
 
 def load_evaluation_set(
-    generated_dir: str | Path, data: str | Path, split: str | None = None, *, progress: bool = False
+    generated_dir: str | Path, data: str | Path, split: str | None = None, *, progress: bool = False,
+    targets_dir: str | Path | None = None,
 ) -> EvaluationSet:
     """Read every generated image of ``generated_dir`` and its target from the data set ``data``.
 
     A generated name whose stems are not images of the data set's annotation, or a generated image
-    whose size differs from its target's, is a :class:`DataError` naming the file.
+    whose size differs from its target's, is a :class:`DataError` naming the file. ``targets_dir``:
+    read each target from ``targets_dir/<generated stem>.png`` instead of the data set's image (the
+    target panels of PATN's strips, which its getMetrics compares with; ``evaluate import
+    --targets-out``); the keypoints still come from the data set's annotation.
     """
     from tqdm import tqdm
 
@@ -108,7 +112,7 @@ def load_evaluation_set(
         pairs.append((by_stem[src], by_stem[tgt]))
     generated, targets = [], []
     for f, (_, tgt) in tqdm(list(zip(generated_files, pairs)), desc="read", unit="img", disable=not progress, leave=False):
-        target = read_image(files.images_dir / tgt)
+        target = read_image(Path(targets_dir) / f"{f.stem}.png" if targets_dir else files.images_dir / tgt)
         targets.append(target)
         generated.append(read_image(f, size=target.shape[:2]))
     return EvaluationSet(
@@ -359,6 +363,7 @@ def run_evaluation(
     progress: bool = False,
     log: Callable[[str], None] = lambda s: None,
     pg2_mask_of: str = "target",
+    targets_dir: str | Path | None = None,
 ) -> dict[str, float]:
     """Evaluate ``generated_dir`` against ``data`` and write ``metrics.json``, ``table.md`` and
     ``report.html`` into ``out_dir``; returns the metrics. ``metrics=None``: see :func:`plan_metrics`."""
@@ -368,7 +373,7 @@ def run_evaluation(
     plan, notes = plan_metrics(metrics, weights, pose_backend)
     for n in notes:
         log(n)
-    data_set = load_evaluation_set(generated_dir, data, split, progress=progress)
+    data_set = load_evaluation_set(generated_dir, data, split, progress=progress, targets_dir=targets_dir)
     if fid_real is None and any(m in plan for m in ("fid", "fid_gfla", "fid_cfld")):
         from posetransfer.evaluation.fid import default_real_folder
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from posetransfer.pose.schema import KEYPOINT_INDEX, visible
+from posetransfer.pose.schema import KEYPOINT_INDEX, MISSING, visible
 
 # PATN's PARTS_SEL: nose, neck, eyes, ears (COCO-18 indices 0, 1, 14, 15, 16, 17).
 HEAD_PARTS = (
@@ -35,15 +35,19 @@ def _extent(points: np.ndarray, vis: np.ndarray) -> np.ndarray:
 def pckh(pred_kp: np.ndarray, target_kp: np.ndarray, alpha: float = 0.5) -> tuple[float, int, int]:
     """PCKh as PATN's ``tool/calPCKH_fashion.py`` / ``calPCKH_market.py`` compute it (GFLA reuses it).
 
-    Per image, the *head box* is the bounding box of the target's visible head parts (nose, neck,
-    eyes, ears); an image with fewer than two of them is skipped. A keypoint is correct when it is
+    Per image, the *head box* is the bounding box of the target's present head parts (nose, neck,
+    eyes, ears; present = not -1, as the script: out-of-frame coordinates count); an image with
+    fewer than two of them is skipped. A keypoint is correct when it is
     present in both arrays and ``|px - tx| < alpha * box_width`` **and** ``|py - ty| < alpha *
     box_height`` (per axis, strict). The denominator counts every visible target keypoint of the
     scored images. Returns ``(score, n_correct, n_total)``; the score is NaN when nothing is scored.
     """
     pred, target = _check(pred_kp, target_kp)
-    tvis = visible(target)
-    pvis = visible(pred)
+    # calPCKH calls a keypoint missing only when a coordinate is exactly -1 (isRight, get_head_wh;
+    # ValidPoints looks at y alone): a target keypoint outside the frame (negative, as 11 of the
+    # field's DeepFashion test keypoints) counts, unlike posetransfer.pose.schema.visible.
+    tvis = (target != MISSING).all(axis=-1)
+    pvis = (pred != MISSING).all(axis=-1)
     head_vis = tvis[:, HEAD_PARTS]
     heads = target[:, HEAD_PARTS]
     scored = head_vis.sum(axis=1) >= 2
@@ -51,7 +55,7 @@ def pckh(pred_kp: np.ndarray, target_kp: np.ndarray, alpha: float = 0.5) -> tupl
     size = np.where(scored[:, None], size, 0.0)  # (N, 2) = (height, width) of the head box
     diff = np.abs(pred - target)
     ok = (diff < alpha * size[:, None, :]).all(axis=-1) & tvis & pvis & scored[:, None]
-    n_total = int((tvis & scored[:, None]).sum())
+    n_total = int(((target[..., 0] != MISSING) & scored[:, None]).sum())  # ValidPoints(tycords)
     n_correct = int(ok.sum())
     return (n_correct / n_total if n_total else float("nan")), n_correct, n_total
 

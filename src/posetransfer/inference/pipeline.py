@@ -197,9 +197,9 @@ class Pipeline:
         spec = self.task.input_spec().at_size(self.image_size)
         return batch_of(model_inputs(spec, sources, target_kp), self.device)
 
-    @torch.no_grad()
-    def transfer(self, sources: ImageLike | Sequence[ImageLike], pose: PoseLike) -> TransferResult:
-        """Generate the person of ``sources`` in ``pose``; see :class:`TransferResult`."""
+    def source_list(self, sources: ImageLike | Sequence[ImageLike]) -> tuple[list[ImageLike], list[str]]:
+        """``sources`` as a non-empty list of at most :attr:`max_sources` photos, and the notes
+        saying what was left out."""
         if isinstance(sources, (str, Path, np.ndarray)):
             sources = [sources]
         sources = list(sources)
@@ -211,6 +211,12 @@ class Pipeline:
                 f"this {self.task.name} model takes {self.max_sources} source photo(s); using the first {self.max_sources}"
             )
             sources = sources[: self.max_sources]
+        return sources, notes
+
+    @torch.no_grad()
+    def transfer(self, sources: ImageLike | Sequence[ImageLike], pose: PoseLike) -> TransferResult:
+        """Generate the person of ``sources`` in ``pose``; see :class:`TransferResult`."""
+        sources, notes = self.source_list(sources)
         canvases, framed, frames = [], [], []
         for s in sources:
             image, where = self._read(s)

@@ -102,21 +102,8 @@ def resolve_vgg19_weights(
 
 
 def _load_state_dict(path: Path) -> dict[str, Tensor]:
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        try:
-            # mmap: only the conv tensors we copy are read, not the 400+ MB classifier.
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load raises many types on corrupt files
-        raise CheckpointError(f"{path}: unreadable VGG19 weights file ({err})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: expected a state dict, found {type(state).__name__}")
-    return state
+    # mmap (in the registry's reader): only the conv tensors we copy are read, not the 400+ MB classifier.
+    return W.read_state_dict(path, "VGG19")
 
 
 class VGG19Features(nn.Module):

@@ -280,6 +280,13 @@ def load_state_dict(
     ``.safetensors`` files are read with safetensors; zip-format ``.pth`` files are memory-mapped
     (only the tensors used are read)."""
     file = resolve_weights(name, path, download=download, url=url)
+    return read_state_dict(file, f"{name!r}")
+
+
+def read_state_dict(file: str | Path, description: str) -> dict[str, torch.Tensor]:
+    """A weights file as a state dict (tensors only, ``weights_only=True``), or a WeightsError
+    naming the file and what it should hold (``description``)."""
+    file = Path(file)
     try:
         if file.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -291,7 +298,8 @@ def load_state_dict(
             except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
                 state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many types on corrupt files
-        raise WeightsError(f"{file}: unreadable weights file ({spec(name).description}; {type(err).__name__}: {err})") from None
+        first = (str(err).strip().splitlines() or [""])[0]  # torch's messages run over many lines
+        raise WeightsError(f"{file}: unreadable {description} weights file ({type(err).__name__}: {first})") from None
     if not isinstance(state, dict):
         raise WeightsError(f"{file}: expected a state dict, found {type(state).__name__}")
     return state

@@ -24,3 +24,23 @@ def copy_plain_subset(src: Path, dst: Path, n: int = 8, *, both_ways: bool = Tru
     pairs = [(names[0], names[1]), (names[1], names[0])] if both_ways else [(names[0], names[1])]
     write_pairs(dst / "pairs.csv", pairs)
     return names
+
+
+def run_launcher(cmd: list[str], env: dict[str, str], timeout: float = 600):
+    """Run a multi-process launcher (torchrun) and return its CompletedProcess; past ``timeout``
+    the whole process group is killed and the test fails with what it printed so far, so a hang
+    under a loaded machine says where it stood instead of a bare TimeoutExpired."""
+    import os
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        raise AssertionError(f"{cmd[:6]} did not finish in {timeout:.0f} s; its output:\n{out[-4000:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from PIL import Image
 from posetransfer.cli import main
 from posetransfer.data.synth import synthesize
 from posetransfer.training import checkpoint as ck
+from _helpers import run_launcher
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "configs" / "debug" / "tiny.yaml")
@@ -98,7 +98,7 @@ def test_torchrun_launches_the_train_command_on_two_processes(synth, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "posetransfer", "train", TINY, "--out", str(run), "--no-progress",
            *_sets(synth, 2), "--set", "train.batch_size=4"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    proc = run_launcher(cmd, env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     assert ck.latest_checkpoint(run).name == "step_0000002"
     assert ck.load_state(ck.latest_checkpoint(run))["world_size"] == 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 
 from posetransfer.data.synth import synthesize
 from posetransfer.training import checkpoint as ck
+from _helpers import run_launcher
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def test_two_gloo_processes_keep_parameters_identical(tmp_path, data_path):
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
         str(script), str(REPO / "configs" / "debug" / "tiny.yaml"), str(run), str(tmp_path), *overrides,
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    proc = run_launcher(cmd, env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[:4000]
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)

@@ -73,6 +73,11 @@ def test_bench_model_compares_bf16_with_fp32():
 def test_bench_infer_builds_the_deepfashion_size():
     task, nets = infer.build_model("g1+g2", "deepfashion", torch.device("cpu"), width=4)
     assert tuple(nets["g1"].image_size) == (256, 176) and tuple(nets["g2"].image_size) == (256, 176)
+    assert tuple(task.input_spec().image_size) == (256, 176)  # the inputs follow the networks
+    for model in ("g1", "g1+g2"):  # and a timed run at that size goes through (it once did not)
+        r = infer.bench_model(model, "deepfashion", device=torch.device("cpu"), batch=1, repeats=1,
+                              precision="fp32", width=4)  # fmt: skip
+        assert r["image_size"] == [256, 176] and r["ms_per_image"] > 0
     task, nets = infer.build_model("multiview", "deepfashion", torch.device("cpu"), width=4)
     assert set(nets) == {"g"}  # no discriminators, no VGG at inference
 

@@ -48,14 +48,15 @@ def _recipe(model: str, dataset: str, width: int | None = None) -> tuple[Config,
     """
     h, w = SIZES[dataset]
     size = f"[{h},{w}]"
-    g1_over = [f"model.g1.image_size={size}"] + (["model.g1.num_blocks=5"] if dataset == "deepfashion" else [])
+    # data.image_size is the one switch: the config writes it into every network (and the inputs)
+    g1_over = [f"data.image_size={size}"] + (["model.g1.num_blocks=5"] if dataset == "deepfashion" else [])
     if width:
         g1_over.append(f"model.g1.base_channels={width}")
     if model == "g1":
         return load_config(CONFIGS / "pg2" / dataset / "g1_posemaskloss.yaml", g1_over), {}
     if model == "g1+g2":
         g1 = load_config(CONFIGS / "pg2" / dataset / "g1_posemaskloss.yaml", g1_over)
-        over = [f"model.g2.image_size={size}", f"model.d.image_size={size}"]
+        over = [f"data.image_size={size}"]
         if dataset == "deepfashion":  # D is not used at inference; 176 is not a multiple of 32
             over.append("model.d.num_layers=4")
         if width:

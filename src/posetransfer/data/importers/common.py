@@ -309,3 +309,15 @@ def write_annotations(path: Path, annotations: dict[str, np.ndarray]) -> None:
 
 def write_list(path: Path, names: list[str]) -> None:
     atomic_write_text(path, "".join(n + "\n" for n in names))
+
+
+def write_split_keypoints(out: Path, annotation_name: str, keypoints: dict[str, np.ndarray],
+                          missing: list[str], split: str) -> None:  # fmt: skip
+    """The split's annotation file, and ``missing-keypoints-<split>.txt`` listing the images
+    without keypoints (removed when there are none, so a rerun never keeps a stale list)."""
+    write_annotations(out / annotation_name, keypoints)
+    listing = out / f"missing-keypoints-{split}.txt"
+    listing.unlink(missing_ok=True)
+    if missing:
+        write_list(listing, missing)
+

@@ -52,9 +52,9 @@ from posetransfer.data.importers.common import (
     read_list,
     run_checks,
     with_extension,
-    write_annotations,
     write_list,
     write_once,
+    write_split_keypoints,
 )
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.pose.schema import MISSING
@@ -371,10 +371,7 @@ def import_deepfashion(
             keypoints = {n: keypoints[n] for n in written if n in keypoints}
         res.missing_keypoints = missing
         res.annotated = len(keypoints)
-        write_annotations(out / ann_name.format(s=split), keypoints)
-        (out / f"missing-keypoints-{split}.txt").unlink(missing_ok=True)
-        if missing:
-            write_list(out / f"missing-keypoints-{split}.txt", missing)
+        write_split_keypoints(out, ann_name.format(s=split), keypoints, missing, split)
 
         # -- pairs: the field's (both images annotated), else generated -----------------------
         if given.get("pairs") is not None:

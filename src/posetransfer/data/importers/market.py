@@ -34,9 +34,8 @@ from posetransfer.data.importers.common import (
     finish_output,
     prepare_output,
     run_checks,
-    write_annotations,
-    write_list,
     write_once,
+    write_split_keypoints,
 )
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.pose.schema import MISSING
@@ -182,10 +181,7 @@ def import_market(
                 res.kept += 1
         kp_out = {n: np.asarray(keypoints[n], np.float32) for n in kept}
         res.annotated = len(kp_out)
-        write_annotations(out / ANNOTATION.format(s=split), kp_out)
-        (out / f"missing-keypoints-{split}.txt").unlink(missing_ok=True)
-        if missing:
-            write_list(out / f"missing-keypoints-{split}.txt", missing)
+        write_split_keypoints(out, ANNOTATION.format(s=split), kp_out, missing, split)
 
         if given.get("pairs") is not None:
             pairs = [(a, b) for a, b in given["pairs"] if a in kp_out and b in kp_out]

@@ -6,7 +6,11 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
+from posetransfer.pose import extract as ex
 from posetransfer.pose.io import read_annotations, write_annotations, write_pairs
+from posetransfer.pose.library import library_pose
 
 
 def copy_plain_subset(src: Path, dst: Path, n: int = 8, *, both_ways: bool = True, link: bool = False) -> list[str]:
@@ -43,4 +47,40 @@ def run_launcher(cmd: list[str], env: dict[str, str], timeout: float = 600):
         out, _ = proc.communicate()
         raise AssertionError(f"{cmd[:6]} did not finish in {timeout:.0f} s; its output:\n{out[-4000:]}") from None
     return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
+
+
+class SilhouetteBackend:
+    """A fake detector for synthetic clips and photos: the standing pose stretched over the pixels
+    that differ from the corner's colour; no person on a plain frame."""
+
+    name = "silhouette"
+
+    def extract(self, image):
+        mask = np.abs(image.astype(int) - image[0, 0]).max(axis=2) > 30
+        if mask.sum() < 20:
+            return []
+        ys, xs = np.nonzero(mask)
+        top, left, bottom, right = ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
+        kp = library_pose("standing_front", (bottom - top, right - left)).astype(np.float32) + [top, left]
+        return [ex.Detection(kp, np.ones(18, np.float32), (top, left, bottom, right), 1.0)]
+
+
+def save_tiny_g1_checkpoint(run: Path, size: tuple[int, int]) -> Path:
+    """A one-step PG2 stage-I checkpoint of a tiny G1 (random weights, seed 0) at ``size``."""
+    import torch
+
+    from posetransfer.models.pg2 import G1
+    from posetransfer.training.checkpoint import save_checkpoint
+    from posetransfer.training.config import config_from_dict, dump_config
+
+    kwargs = {"base_channels": 4, "num_blocks": 2, "image_size": list(size), "z_dim": 8, "pose_embedding": "concat"}
+    config = config_from_dict({
+        "task": "pg2_stage1",
+        "model": {"g1": kwargs},
+        "data": {"train": "unused/train", "heatmap": "disk", "radius": 2},
+        "train": {"batch_size": 1, "iterations": 1},
+    })  # fmt: skip
+    torch.manual_seed(0)
+    save_checkpoint(run, 1, {"g1": G1(**kwargs)}, {"g1": kwargs}, {"g1"}, dump_config(config), {"step": 1}, "pg2_stage1")
+    return run
 

@@ -11,6 +11,8 @@ from PIL import Image
 from posetransfer.pose import extract as ex
 from posetransfer.pose.library import library_pose
 
+from _helpers import SilhouetteBackend  # noqa: F401 - the studio tests import it from here
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "debug" / "tiny.yaml"
 SIZE = (64, 32)  # configs/debug/tiny.yaml
@@ -84,22 +86,6 @@ def png(path: Path, size=(90, 60), seed: int = 0, black_corner: bool = False) ->
         image[0, 0] = 0
     Image.fromarray(image).save(path)
     return path
-
-
-class SilhouetteBackend:
-    """A fake detector for driving clips (as tests/test_animation.py's): the standing pose stretched
-    over the pixels that differ from the corner's colour; no person on a plain frame."""
-
-    name = "silhouette"
-
-    def extract(self, image):
-        mask = np.abs(image.astype(int) - image[0, 0]).max(axis=2) > 30
-        if mask.sum() < 20:
-            return []
-        ys, xs = np.nonzero(mask)
-        top, left, bottom, right = ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
-        kp = library_pose("standing_front", (bottom - top, right - left)).astype(np.float32) + [top, left]
-        return [ex.Detection(kp, np.ones(18, np.float32), (top, left, bottom, right), 1.0)]
 
 
 def walking_clip(path: Path, frames: int = 12, size=(128, 96), fps: float = 10.0, blank=()) -> Path:

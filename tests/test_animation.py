@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 av = pytest.importorskip("av")
 
@@ -14,11 +13,12 @@ from posetransfer.cli import main  # noqa: E402
 from posetransfer.data.motion import walking_frames  # noqa: E402
 from posetransfer.inference import Pipeline  # noqa: E402
 from posetransfer.pose import extract as ex  # noqa: E402
-from posetransfer.pose.library import library_pose  # noqa: E402
 from posetransfer.pose.schema import visible  # noqa: E402
 from posetransfer.pose.tracking import read_track  # noqa: E402
 from posetransfer.utils.io import save_image  # noqa: E402
 from posetransfer.utils.video import VideoWriter, video_info  # noqa: E402
+
+from _helpers import SilhouetteBackend, save_tiny_g1_checkpoint  # noqa: E402
 
 SIZE = (32, 16)
 CLIP = (256, 192)
@@ -42,21 +42,6 @@ def write_frames(folder, items):
     return folder
 
 
-class SilhouetteBackend:
-    """A fake detector: the standing pose stretched over the pixels that differ from the corner's colour."""
-
-    name = "silhouette"
-
-    def extract(self, image):
-        mask = (np.abs(image.astype(int) - image[0, 0]).max(axis=2) > 30)
-        if mask.sum() < 20:
-            return []
-        ys, xs = np.nonzero(mask)
-        top, left, bottom, right = ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
-        kp = library_pose("standing_front", (bottom - top, right - left)).astype(np.float32) + [top, left]
-        return [ex.Detection(kp, np.ones(18, np.float32), (top, left, bottom, right), 1.0)]
-
-
 @pytest.fixture(autouse=True)
 def silhouette_backend():
     ex.register_backend("silhouette", SilhouetteBackend)
@@ -66,21 +51,7 @@ def silhouette_backend():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from posetransfer.models.pg2 import G1
-    from posetransfer.training.checkpoint import save_checkpoint
-    from posetransfer.training.config import config_from_dict, dump_config
-
-    kwargs = {"base_channels": 4, "num_blocks": 2, "image_size": list(SIZE), "z_dim": 8, "pose_embedding": "concat"}
-    config = config_from_dict({
-        "task": "pg2_stage1",
-        "model": {"g1": kwargs},
-        "data": {"train": "unused/train", "heatmap": "disk", "radius": 2},
-        "train": {"batch_size": 1, "iterations": 1},
-    })  # fmt: skip
-    torch.manual_seed(0)
-    run = tmp_path_factory.mktemp("run")
-    save_checkpoint(run, 1, {"g1": G1(**kwargs)}, {"g1": kwargs}, {"g1"}, dump_config(config), {"step": 1}, "pg2_stage1")
-    return run
+    return save_tiny_g1_checkpoint(tmp_path_factory.mktemp("run"), SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -16,26 +16,14 @@ from posetransfer.pose.io import format_annotation_line, write_annotations
 from posetransfer.pose.library import library_pose
 from posetransfer.pose.schema import visible
 
+from _helpers import save_tiny_g1_checkpoint
+
 SIZE = (32, 16)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from posetransfer.models.pg2 import G1
-    from posetransfer.training.checkpoint import save_checkpoint
-    from posetransfer.training.config import config_from_dict, dump_config
-
-    kwargs = {"base_channels": 4, "num_blocks": 2, "image_size": list(SIZE), "z_dim": 8, "pose_embedding": "concat"}
-    config = config_from_dict({
-        "task": "pg2_stage1",
-        "model": {"g1": kwargs},
-        "data": {"train": "unused/train", "heatmap": "disk", "radius": 2},
-        "train": {"batch_size": 1, "iterations": 1},
-    })  # fmt: skip
-    torch.manual_seed(0)
-    run = tmp_path_factory.mktemp("run")
-    save_checkpoint(run, 1, {"g1": G1(**kwargs)}, {"g1": kwargs}, {"g1"}, dump_config(config), {"step": 1}, "pg2_stage1")
-    return run
+    return save_tiny_g1_checkpoint(tmp_path_factory.mktemp("run"), SIZE)
 
 
 @pytest.fixture

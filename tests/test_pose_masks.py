@@ -195,3 +195,11 @@ def test_pose_mask_command_writes_one_png_per_row_and_refuses_to_overwrite(mini_
     assert "--overwrite" in capsys.readouterr().err
     assert files[0].stat().st_mtime_ns == before
     assert main([*args, "--overwrite"]) == 0
+    # an --out that cannot be a folder is refused before any mask is computed, in one line
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    capsys.readouterr()
+    assert main([*args[:-2], str(blocker / "masks"), "--no-progress"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.split(": error: ", 1)[1].startswith(f"{blocker}:"), err  # the folder, not a first mask file

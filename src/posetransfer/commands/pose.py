@@ -179,9 +179,12 @@ def _mask(args) -> int:
 
     from posetransfer.pose.io import read_annotations
     from posetransfer.pose.masks import protocol_mask
-    from posetransfer.utils.io import save_image
+    from posetransfer.utils.io import check_output, save_image
 
     annotations = read_annotations(args.annotation)
+    # the folder itself: not a file, writable, leftovers of an interrupted run removed; existing
+    # masks of these rows are refused below, file by file, unless --overwrite
+    check_output(args.out, kind="dir", overwrite=True)
     if not annotations:
         raise DataError(args.annotation, "holds no annotation rows")
     by_stem: dict[str, str] = {}

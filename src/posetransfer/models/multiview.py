@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from posetransfer.errors import ConfigError, ModelConfigError
+from posetransfer.errors import ModelConfigError
 from posetransfer.models.validation import check_int, check_number, check_positive_ints
 
 __all__ = [

@@ -20,7 +20,6 @@ from typing import Literal
 import torch
 from torch import nn
 
-from posetransfer.errors import ModelConfigError
 from posetransfer.models.validation import check_bool, check_choice, check_positive_ints
 from posetransfer.models.blocks import (
     ConvReLU,

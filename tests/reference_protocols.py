@@ -16,6 +16,18 @@
   lines 108-143 only in its default ``img_size=(128, 64)`` and a local ``MISSING_VALUE = -1``
   (``diff`` of the two functions); GFLA's ``util/pose_utils.py`` lines 119-154 is PATN's, line for
   line. So :func:`gfla_produce_ma_mask` calls :func:`patn_produce_ma_mask` with that default.
+* PIDM (ankanbhunia/PIDM, e4f1d88): :func:`pidm_path_to_fashion_name` and
+  :func:`pidm_get_image_path`, ``data/fashion_data.py`` lines 141-154 (the names ``utils/gen.py``
+  lines 153-155 / 170-172 save), with :func:`pidm_test_pair_paths` for lines 62-67 (``test_pairs.txt``
+  rows ``target,source...``, ``.jpg`` replaced by ``.png``); from ``utils/metrics.py``:
+  :func:`pidm_preprocess_path_for_deform_task` (lines 421-446), :func:`pidm_fid_statistics_of_path`
+  (``FID.compute_statistics_of_path`` lines 98-121 with ``calculate_activation_statistics`` and
+  ``get_activations``, lines 123-203; the ``statistics.npz`` cache of lines 100-105 and 119 left
+  out), :func:`pidm_frechet_distance` (lines 206-257), :func:`pidm_lpips_calculate_from_disk`
+  (``LPIPS.calculate_from_disk``, lines 465-526) and :func:`pidm_ssim_from_disk` (the SSIM and
+  SSIM_256 of ``Reconstruction_Metrics.calculate_from_disk``, lines 325-351; scikit-image's
+  ``compare_ssim`` is today's ``structural_similarity``, ``multichannel=True`` today's
+  ``channel_axis=-1``, and it cast its inputs to float64), and the call order of ``__main__`` (lines 644-652).
 * :func:`read_annotations`: the annotation files as both projects read them
   (Pose-Transfer ``tool/pose_utils.py`` lines 91-94, ``load_pose_cords_from_strings``: JSON lists
   of ints, ``(y, x)``); PG2's ``peaks`` are OpenPose's ``[(x, y, ...)]`` per joint, empty when the
@@ -303,6 +315,178 @@ def gfla_calculate_mask_lpips(model_forward, path_1, path_2, bones_lst, batch_si
         result.append(model_forward(img_1_batch, img_2_batch))
     distance = np.average(result)
     return distance
+
+
+def pidm_path_to_fashion_name(path_in):
+    """PIDM ``data/fashion_data.py`` lines 147-154."""
+    import os
+
+    path_in = path_in.split("img/")[-1]
+    path_in = os.path.join("fashion", path_in)
+    path_names = path_in.split("/")
+    path_names[3] = path_names[3].replace("_", "")
+    path_names[4] = path_names[4].split("_")[0] + "_" + "".join(path_names[4].split("_")[1:])
+    path_names = "".join(path_names)
+    return path_names
+
+
+def pidm_get_image_path(source_name, target_name):
+    """PIDM ``data/fashion_data.py`` lines 141-145: the name ``utils/gen.py`` saves a sample as."""
+    import os
+
+    source_name = pidm_path_to_fashion_name(source_name)
+    target_name = pidm_path_to_fashion_name(target_name)
+    image_path = os.path.splitext(source_name)[0] + "_2_" + os.path.splitext(target_name)[0] + "_vis.png"
+    return image_path
+
+
+def pidm_test_pair_paths(line):
+    """PIDM ``data/fashion_data.py`` lines 62-67 on one ``test_pairs.txt`` line: (source paths,
+    target path), ``.jpg`` replaced by ``.png`` (the lmdb keys of ``data/prepare_data.py`` line 76)."""
+    item = line.strip().split(",")
+    return [path.replace(".jpg", ".png") for path in item[1:]], item[0].replace(".jpg", ".png")
+
+
+def pidm_get_image_list(flist):
+    """PIDM ``utils/metrics.py`` lines 392-409 (GFLA's ``get_image_list``)."""
+    return gfla_get_image_list(flist)
+
+
+def pidm_preprocess_path_for_deform_task(gt_path, distorted_path):
+    """Lines 421-446: each sorted generated ``<from>_2_<to>_vis.png`` with ``gt_path/deep<to>.png``;
+    a generated file without its ground truth is skipped (printed there)."""
+    import os
+
+    distorted_image_list = sorted(pidm_get_image_list(distorted_path))
+    gt_list, distorated_list = [], []
+    for distorted_image in distorted_image_list:
+        image = os.path.basename(distorted_image)
+        image = image.split("_2_")[-1]
+        image = image.split("_vis")[0] + ".png"
+        gt_image = os.path.join(gt_path, "deep" + image)
+        if not os.path.isfile(gt_image):
+            continue
+        gt_list.append(gt_image)
+        distorated_list.append(distorted_image)
+    return gt_list, distorated_list
+
+
+def pidm_get_activations(model_forward, images, batch_size=64, dims=2048):
+    """``FID.get_activations`` lines 149-203; ``model_forward(batch)`` is ``self.model(batch)``: a list
+    whose first entry is ``(B, dims, h, w)`` (PIDM's ``InceptionV3([3])``)."""
+    import torch
+    from torch.nn.functional import adaptive_avg_pool2d
+
+    d0 = images.shape[0]
+    if batch_size > d0:
+        batch_size = d0
+    n_batches = d0 // batch_size
+    n_used_imgs = n_batches * batch_size
+    pred_arr = np.empty((n_used_imgs, dims))
+    for i in range(n_batches):
+        start = i * batch_size
+        end = start + batch_size
+        batch = torch.from_numpy(images[start:end]).type(torch.FloatTensor)
+        pred = model_forward(batch)[0]
+        if pred.shape[2] != 1 or pred.shape[3] != 1:
+            pred = adaptive_avg_pool2d(pred, output_size=(1, 1))
+        pred_arr[start:end] = pred.cpu().data.numpy().reshape(batch_size, -1)
+    return pred_arr
+
+
+def pidm_fid_statistics_of_path(model_forward, path, batch_size=64, dims=2048):
+    """``FID.compute_statistics_of_path`` lines 98-121 (without its ``statistics.npz`` cache) and
+    ``calculate_activation_statistics`` lines 123-145: (mu, sigma)."""
+    import pathlib
+
+    import cv2
+    from imageio.v2 import imread
+
+    path = pathlib.Path(path)
+    files = list(path.glob("*.jpg")) + list(path.glob("*.png"))
+    imgs = np.array([(cv2.resize(imread(str(fn)).astype(np.float32), (176, 256))) for fn in files])
+    imgs = imgs.transpose((0, 3, 1, 2))
+    imgs /= 255
+    act = pidm_get_activations(model_forward, imgs, batch_size, dims)
+    mu = np.mean(act, axis=0)
+    sigma = np.cov(act, rowvar=False)
+    return mu, sigma
+
+
+def pidm_frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
+    """``FID.calculate_frechet_distance`` lines 206-257."""
+    from scipy import linalg
+
+    mu1 = np.atleast_1d(mu1)
+    mu2 = np.atleast_1d(mu2)
+    sigma1 = np.atleast_2d(sigma1)
+    sigma2 = np.atleast_2d(sigma2)
+    diff = mu1 - mu2
+    covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError("Imaginary component {}".format(np.max(np.abs(covmean.imag))))
+        covmean = covmean.real
+    tr_covmean = np.trace(covmean)
+    return diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean
+
+
+def pidm_lpips_calculate_from_disk(model_forward, path_1, path_2, batch_size=64, sort=True):
+    """``LPIPS.calculate_from_disk`` lines 465-526; ``model_forward`` is the ``lpips`` package's
+    ``LPIPS(net='alex').forward`` (line 454): ``(B, 1, 1, 1)`` distances of [-1, 1] images."""
+    import cv2
+    import torch
+    from imageio.v2 import imread
+
+    if sort:
+        files_1 = sorted(pidm_get_image_list(path_1))
+        files_2 = sorted(pidm_get_image_list(path_2))
+    else:
+        files_1 = pidm_get_image_list(path_1)
+        files_2 = pidm_get_image_list(path_2)
+    result = []
+    d0 = len(files_1)
+    if batch_size > d0:
+        batch_size = d0
+    n_batches = d0 // batch_size
+    for i in range(n_batches):
+        start = i * batch_size
+        end = start + batch_size
+        imgs_1 = np.array([cv2.resize(imread(str(fn)).astype(np.float32), (176, 256)) / 127.5 - 1 for fn in files_1[start:end]])
+        imgs_2 = np.array([cv2.resize(imread(str(fn)).astype(np.float32), (176, 256)) / 127.5 - 1 for fn in files_2[start:end]])
+        imgs_1 = imgs_1.transpose((0, 3, 1, 2))
+        imgs_2 = imgs_2.transpose((0, 3, 1, 2))
+        img_1_batch = torch.from_numpy(imgs_1).type(torch.FloatTensor)
+        img_2_batch = torch.from_numpy(imgs_2).type(torch.FloatTensor)
+        result.append(model_forward(img_1_batch, img_2_batch))
+    distance = torch.cat(result, 0)[:, 0, 0, 0].mean()
+    return distance
+
+
+def pidm_ssim_from_disk(inputs, gts):
+    """The ``ssim`` and ``ssim_256`` lists of ``Reconstruction_Metrics.calculate_from_disk`` (lines
+    325-351; defaults ``data_range=1, win_size=51, multichannel=True``, line 261) on the lists
+    ``__main__`` passes with ``sort=False`` (line 652): no resize, the files as read."""
+    from imageio.v2 import imread
+    from skimage.metrics import structural_similarity as compare_ssim
+
+    ssim, ssim_256 = [], []
+    for index in range(len(inputs)):
+        img_gt = (imread(str(gts[index]))).astype(np.float32) / 255.0
+        img_pred = (imread(str(inputs[index]))).astype(np.float32) / 255.0
+        # the compare_ssim of PIDM's time cast its inputs to float64 (today's keeps float32)
+        ssim.append(compare_ssim(img_gt.astype(np.float64), img_pred.astype(np.float64), data_range=1, win_size=51,
+                                 channel_axis=-1))  # fmt: skip
+        img_gt_256 = img_gt * 255.0
+        img_pred_256 = img_pred * 255.0
+        ssim_256.append(compare_ssim(img_gt_256.astype(np.float64), img_pred_256.astype(np.float64),
+                                     gaussian_weights=True, sigma=1.2,
+                                     use_sample_covariance=False, channel_axis=-1,
+                                     data_range=img_pred_256.max() - img_pred_256.min()))  # fmt: skip
+    return ssim, ssim_256
 
 
 def reference_mask(protocol: str, pose: np.ndarray, size: tuple[int, int]) -> np.ndarray:

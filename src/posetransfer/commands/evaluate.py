@@ -49,14 +49,14 @@ def register(subparsers) -> None:
                    help="whose keypoints make the pg2 mask of mask_ssim_pg2 / mask_is / masked_l1: the target's "
                         "(PG2's paper, default) or the condition image's (PG2's released score_mask.py)")  # fmt: skip
     p.add_argument("--fid-real", type=Path, default=None,
-                   help="real images for fid / fid_gfla / fid_cfld: a folder (statistics cached) or an .npz of `evaluate fid-stats` (its protocol must match; default: the data set's training split)")  # fmt: skip
+                   help="real images for fid / fid_gfla / fid_pidm / fid_cfld: a folder (statistics cached) or an .npz of `evaluate fid-stats` (its protocol must match; default: the data set's training split)")  # fmt: skip
     p.add_argument("--targets", type=Path, default=None, metavar="DIR",
                    help="read each target from DIR/<generated stem>.png instead of the data set (the target "
                         "panels of PATN's strips, written by `evaluate import --targets-out`, as its getMetrics compares)")  # fmt: skip
     p.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--alexnet-weights", default=None, help="local alexnet-owt-7be5be79.pth (LPIPS)")
     p.add_argument("--lpips-weights", default=None, help="local LPIPS v0.1 alex.pth")
-    p.add_argument("--inception-gfla-weights", default=None, help="local inception_v3_google-0cc3c7bd.pth (torchvision's; fid_gfla, fid_cfld)")
+    p.add_argument("--inception-gfla-weights", default=None, help="local inception_v3_google-0cc3c7bd.pth (torchvision's; fid_gfla, fid_pidm, fid_cfld)")
     p.add_argument("--openpose-weights", default=None, help="local body_pose_model.pth (the openpose backend of pckh)")
     p.add_argument("--pose-backend", default=None,
                    help="pose estimator for PCKh (default: openpose when body_pose_model.pth is found, reported as pckh; else mediapipe, reported as pckh_mediapipe)")  # fmt: skip
@@ -71,28 +71,34 @@ def register(subparsers) -> None:
         description="Compute the real-set statistics of an FID protocol once; pass the .npz to `evaluate --fid-real`.",
     )
     f.add_argument("folder", type=Path, metavar="DIR", help="folder of real images (usually the training split)")
-    f.add_argument("--protocol", default="fid", choices=("fid", "fid_gfla", "fid_cfld"),
+    f.add_argument("--protocol", default="fid", choices=("fid", "fid_gfla", "fid_pidm", "fid_cfld"),
                    help="fid: pytorch-fid's TF-Inception; fid_gfla: torchvision's Inception v3 as GFLA's script "
-                        "(last incomplete batch of 64 dropped); fid_cfld: the same with every image (default fid)")  # fmt: skip
+                        "(last incomplete batch of 64 dropped); fid_pidm: the same on every image first resized to "
+                        "256x176 by cv2.resize, as PIDM's script; fid_cfld: fid_gfla with every image (default fid)")  # fmt: skip
     f.add_argument("--out", required=True, type=Path, help="the .npz to write")
     f.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth (--protocol fid)")
-    f.add_argument("--inception-gfla-weights", default=None, help="local inception_v3_google-0cc3c7bd.pth (--protocol fid_gfla / fid_cfld)")
+    f.add_argument("--inception-gfla-weights", default=None, help="local inception_v3_google-0cc3c7bd.pth (--protocol fid_gfla / fid_pidm / fid_cfld)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     f.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=run_fid_stats)
     i = sub.add_parser(
         "import",
-        help="convert PATN's / GFLA's released test images to <from-stem>___<to-stem>.png",
+        help="convert PATN's / GFLA's / PIDM's released test images to <from-stem>___<to-stem>.png",
         description=(
             "Write the generated image of every released test image as <from-stem>___<to-stem>.png "
             "(lossless), the files `evaluate --generated` reads. patn-strip: PATN's test.py strips "
             "<source>.jpg___<target>.jpg_vis.jpg of 5 panels (source|pose|target|pose|generated), "
-            "panel 5 kept; gfla: GFLA's test.py images <source-stem>_2_<target-stem>_vis.jpg."
+            "panel 5 kept; gfla: GFLA's test.py images <source-stem>_2_<target-stem>_vis.jpg; pidm: "
+            "PIDM's utils/gen.py images <source-stem>_2_<target-stem>_vis.png (PIDM.zip), each matched "
+            "against --pairs (a name that is no pair of it is an error)."
         ),
     )
     i.add_argument("folder", type=Path, metavar="DIR", help="folder of the released test images")
-    i.add_argument("--layout", required=True, choices=("patn-strip", "gfla"), help="whose test script wrote them")
+    i.add_argument("--layout", required=True, choices=("patn-strip", "gfla", "pidm"), help="whose test script wrote them")
+    i.add_argument("--pairs", type=Path, default=None, metavar="CSV",
+                   help="pidm: the from,to pairs file the names are matched against (the field's "
+                        "fasion-resize-pairs-test.csv, or the data set's pairs.csv)")  # fmt: skip
     i.add_argument("--out", required=True, type=Path, help="folder to write the <from-stem>___<to-stem>.png files")
     i.add_argument("--targets-out", type=Path, default=None, metavar="DIR",
                    help="patn-strip: also write each strip's target panel (panel 3) as DIR/<from-stem>___<to-stem>.png, "
@@ -104,7 +110,11 @@ def register(subparsers) -> None:
 def run_import(args: argparse.Namespace) -> int:
     from posetransfer.evaluation.released import convert_released
 
-    n = convert_released(args.folder, args.layout, args.out, overwrite=args.overwrite, targets_out=args.targets_out)
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr)
+
+    n = convert_released(args.folder, args.layout, args.out, overwrite=args.overwrite, targets_out=args.targets_out,
+                         pairs=args.pairs, log=log)  # fmt: skip
     print(f"wrote {n} images <from-stem>___<to-stem>.png to {args.out}", file=sys.stderr)
     return 0
 

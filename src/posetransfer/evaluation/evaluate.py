@@ -83,7 +83,7 @@ def _list_generated(folder: Path) -> list[Path]:
 
 def load_evaluation_set(
     generated_dir: str | Path, data: str | Path, split: str | None = None, *, progress: bool = False,
-    targets_dir: str | Path | None = None,
+    targets_dir: str | Path | None = None, generated_any_size: bool = False,
 ) -> EvaluationSet:
     """Read every generated image of ``generated_dir`` and its target from the data set ``data``.
 
@@ -92,6 +92,8 @@ def load_evaluation_set(
     read each target from ``targets_dir/<generated stem>.png`` instead of the data set's image (the
     target panels of PATN's strips, which its getMetrics compares with; ``evaluate import
     --targets-out``); the keypoints still come from the data set's annotation.
+    ``generated_any_size``: the generated images may be of another size than their targets (for
+    the metrics that resize both, ``fid_pidm`` and ``lpips_pidm``), but must share one size.
     """
     from tqdm import tqdm
 
@@ -114,7 +116,10 @@ def load_evaluation_set(
     for f, (_, tgt) in tqdm(list(zip(generated_files, pairs)), desc="read", unit="img", disable=not progress, leave=False):
         target = read_image(Path(targets_dir) / f"{f.stem}.png" if targets_dir else files.images_dir / tgt)
         targets.append(target)
-        generated.append(read_image(f, size=target.shape[:2]))
+        if generated_any_size:
+            generated.append(read_image(f, size=generated[0].shape[:2] if generated else None))
+        else:
+            generated.append(read_image(f, size=target.shape[:2]))
     return EvaluationSet(
         generated_files=generated_files,
         pairs=pairs,
@@ -256,6 +261,15 @@ def evaluate_set(
     """
     weights = weights or WeightPaths()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    gen_size, tgt_size = data.generated.shape[1:3], data.targets.shape[1:3]
+    if gen_size != tgt_size:
+        same_size = [m for m in metrics if m not in M.PIDM_RESIZED_METRICS]
+        if same_size:
+            raise PosetransferError(
+                f"cannot compute {', '.join(same_size)}: the generated images are {gen_size[0]}x{gen_size[1]}, "
+                f"the targets {tgt_size[0]}x{tgt_size[1]}; only {' and '.join(M.PIDM_RESIZED_METRICS)} resize "
+                "(PIDM's SSIMs compare the files as read: give targets of the generated size with --targets)"
+            )  # fmt: skip
     width = data.generated.shape[2]
     if bound is None:
         bound = 40 if width == PATN_DEEPFASHION_WIDTH else 0
@@ -279,7 +293,7 @@ def evaluate_set(
             real_source = Path(fid_real) if fid_real else data.images_dir
             log(f"FID real statistics from {real_source}")
             real = real_statistics(inception, real_source, progress=progress)
-    if any(m in metrics for m in ("lpips", "lpips_gfla", "mask_lpips_gfla")):
+    if any(m in metrics for m in ("lpips", "lpips_gfla", "mask_lpips_gfla", "lpips_pidm")):
         from posetransfer.evaluation.lpips import load_lpips_alex
 
         lpips_model = load_lpips_alex(weights.alexnet, weights.lpips).to(device)
@@ -295,16 +309,19 @@ def evaluate_set(
             tv_real[protocol] = FID.real_statistics(protocol, tv_net, real_source, progress=progress)
     per_pair: dict[str, np.ndarray] = {}
     try:
-        result = M.compute_metrics(
-            data.generated, data.targets, masks, [m for m in metrics if m in M.COMPUTED_BY_COMPUTE_METRICS],
-            patn_masks=patn_masks, bound=bound,
-            inception=inception, real_stats=real, lpips_model=lpips_model, per_pair=per_pair, progress=progress,
-        )  # fmt: skip
+        if gen_size == tgt_size:
+            result = M.compute_metrics(
+                data.generated, data.targets, masks, [m for m in metrics if m in M.COMPUTED_BY_COMPUTE_METRICS],
+                patn_masks=patn_masks, bound=bound,
+                inception=inception, real_stats=real, lpips_model=lpips_model, per_pair=per_pair, progress=progress,
+            )  # fmt: skip
+        else:  # only the PIDM metrics, which resize (checked above)
+            result = {"pairs": int(len(data.generated))}
         for protocol in tv_protocols:
             feats = FID.features(protocol, tv_net, data.generated)
             result[protocol] = M.frechet_distance(*M.feature_statistics(feats), *tv_real[protocol])
-            if protocol == "fid_gfla":
-                result["fid_gfla_images"] = int(len(feats))  # GFLA drops the last incomplete batch of 64
+            if protocol in FID.DROP_REMAINDER_PROTOCOLS:
+                result[f"{protocol}_images"] = int(len(feats))  # GFLA / PIDM drop the last incomplete batch of 64
         _protocol_metrics(data, metrics, result, per_pair, lpips_model)
     except ValueError as err:  # too few images for IS splits / FID statistics, ...
         raise PosetransferError(f"cannot compute the metrics: {err}") from None
@@ -322,7 +339,7 @@ def evaluate_set(
         result[key], _, _ = pckh(pred, data.target_keypoints)
     ordered = {m: result[m] for m in M.ALL_METRICS if m in result}
     ordered.update({k: v for k, v in result.items() if k.startswith("pckh_") and k not in ordered})
-    for extra in ("is_std", "mask_is_std", "mask_is_patn_std", "fid_gfla_images"):
+    for extra in ("is_std", "mask_is_std", "mask_is_patn_std", "fid_gfla_images", "fid_pidm_images"):
         if extra in result:
             ordered[extra] = result[extra]
     if any(m in metrics for m in ("ssim_patn", "mask_ssim_patn", "is")):
@@ -349,6 +366,9 @@ def _protocol_metrics(data: EvaluationSet, metrics: Sequence[str], result: dict,
     if "mask_lpips_gfla" in metrics:  # the patn mask of the targets' keypoints, as GFLA's line 524
         per_pair["mask_lpips_gfla"] = P.mask_lpips_gfla_distances(lpips_model, data.generated, data.targets, data.masks("patn"))
         result["mask_lpips_gfla"] = P.mask_lpips_gfla(per_pair["mask_lpips_gfla"])
+    if "lpips_pidm" in metrics:  # both images resized to 256x176 by cv2 first, as PIDM's lines 503-504
+        per_pair["lpips_pidm"] = P.lpips_pidm_distances(lpips_model, data.generated, data.targets)
+        result["lpips_pidm"] = P.lpips_pidm(per_pair["lpips_pidm"])
 
 
 def write_metrics_json(path: str | Path, values: dict[str, float]) -> None:
@@ -383,8 +403,9 @@ def run_evaluation(
     plan, notes = plan_metrics(metrics, weights, pose_backend)
     for n in notes:
         log(n)
-    data_set = load_evaluation_set(generated_dir, data, split, progress=progress, targets_dir=targets_dir)
-    if fid_real is None and any(m in plan for m in ("fid", "fid_gfla", "fid_cfld")):
+    data_set = load_evaluation_set(generated_dir, data, split, progress=progress, targets_dir=targets_dir,
+                                   generated_any_size=any(m in M.PIDM_RESIZED_METRICS for m in plan))  # fmt: skip
+    if fid_real is None and any(m in plan for m in ("fid", "fid_gfla", "fid_pidm", "fid_cfld")):
         from posetransfer.evaluation.fid import default_real_folder
 
         fid_real = default_real_folder(data, split, log)  # the training split, as GFLA and PIDM

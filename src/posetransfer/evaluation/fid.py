@@ -5,13 +5,19 @@
 ``fid_gfla``    torchvision's ImageNet Inception v3 with GFLA's preprocessing and batching
                 (:mod:`.inception_gfla`; GFLA ``script/metrics.py`` class ``FID``; PIDM's copy):
                 the last incomplete batch of 64 is dropped, from both sets
+``fid_pidm``    ``fid_gfla`` with PIDM's read (``utils/metrics.py`` lines 98-121): every image, generated
+                and real, ``cv2.resize(imread(f).astype(np.float32), (176, 256))`` (``INTER_LINEAR``,
+                to 256x176 whatever its size) before ``/ 255`` (:func:`.protocols.pidm_resize`);
+                so real images of several sizes make one set. PIDM's real set is its
+                ``train_256x256_pngs`` (line 644)
 ``fid_cfld``    the same network and preprocessing with every image (CFLD ``models/metrics.py``
                 ``build_metric``, ``pose_transfer_test.py``); CFLD's real set is its
                 ``train_highres/*.jpg`` resized by PIL bicubic to 256x176 (``FidRealDeepFashion``):
                 give that folder as the real set to reproduce it
 ==============  ===========================================================================
 
-``TORCHVISION_PROTOCOLS`` are the protocols of torchvision's Inception (``fid_gfla``, ``fid_cfld``).
+``TORCHVISION_PROTOCOLS`` are the protocols of torchvision's Inception (``fid_gfla``, ``fid_pidm``,
+``fid_cfld``); ``DROP_REMAINDER_PROTOCOLS`` those that drop the last incomplete batch of 64.
 
 The real set defaults to the data set's **training** split, as GFLA's ``PERSON_IMAGE_GENERATION.md``
 prescribes ("For FID, the real data distributions are calculated over the whole training set";
@@ -27,9 +33,8 @@ writes ``mu``, ``sigma``, ``n`` (images used) and ``protocol``; ``--fid-real`` a
 Not reproduced, on purpose: GFLA writes ``statistics.npz`` into the real folder and reuses it
 silently (here the cache is keyed by the files' names, sizes and times); GFLA's ``get_activations``
 lowers ``self.batch_size`` for good when a set is smaller than 64, which would also shrink the
-batches of the generated set computed after it (only for real sets under 64 images); PIDM's copy
-resizes every image to 176x256 with ``cv2.resize`` before the network, a no-op on its 256x176
-DeepFashion images.
+batches of the generated set computed after it (only for real sets under 64 images). PIDM's copy
+resizes every image to 176x256 with ``cv2.resize`` before the network: ``fid_pidm``.
 
 GFLA lists a folder as ``glob('*.jpg') + glob('*.png')`` in the file system's order; the order
 decides which images the dropped last batch leaves out, so here the names are sorted within each
@@ -47,8 +52,9 @@ import numpy as np
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.utils.io import atomic_path, read_image
 
-PROTOCOLS = ("fid", "fid_gfla", "fid_cfld")
-TORCHVISION_PROTOCOLS = ("fid_gfla", "fid_cfld")
+PROTOCOLS = ("fid", "fid_gfla", "fid_pidm", "fid_cfld")
+TORCHVISION_PROTOCOLS = ("fid_gfla", "fid_pidm", "fid_cfld")
+DROP_REMAINDER_PROTOCOLS = ("fid_gfla", "fid_pidm")  # GFLA's get_activations and PIDM's copy
 CHUNK = 640  # images read at once (a multiple of GFLA's batch of 64)
 
 
@@ -76,8 +82,10 @@ def weights_name(protocol: str) -> str:
 
 def features(protocol: str, model, images: np.ndarray, *, drop_remainder: bool | None = None, progress: bool = False) -> np.ndarray:
     """``(M, 2048)`` float64 features of uint8 images ``(N, H, W, 3)`` by the protocol's network;
-    ``fid_gfla`` drops the last incomplete batch of 64 (``M < N``) unless ``drop_remainder=False``;
-    ``fid_cfld`` keeps every image."""
+    ``fid_gfla`` / ``fid_pidm`` drop the last incomplete batch of 64 (``M < N``) unless
+    ``drop_remainder=False``; ``fid_cfld`` keeps every image. ``fid_pidm`` resizes each image to
+    256x176 first (:func:`.protocols.pidm_resize`, one at a time: a resized set in float32 would
+    not fit in memory), so its images may be of any size, e.g. PIDM's 256x256 outputs."""
     if check_protocol(protocol) == "fid":
         from posetransfer.evaluation.inception import inception_outputs
 
@@ -85,8 +93,25 @@ def features(protocol: str, model, images: np.ndarray, *, drop_remainder: bool |
     from posetransfer.evaluation.inception_gfla import gfla_features
 
     if drop_remainder is None:
-        drop_remainder = protocol == "fid_gfla"
+        drop_remainder = protocol in DROP_REMAINDER_PROTOCOLS
+    if protocol == "fid_pidm":
+        images = _PidmResized(images)
     return gfla_features(model, images, drop_remainder=drop_remainder)
+
+
+class _PidmResized:
+    """A sequence of images resized by :func:`.protocols.pidm_resize` when indexed."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        from posetransfer.evaluation.protocols import pidm_resize
+
+        return pidm_resize(np.asarray(self.images[i])[None])[0]
 
 
 def list_real_images(folder: Path, protocol: str) -> list[str]:
@@ -114,15 +139,16 @@ def folder_statistics(
 
     folder = Path(folder)
     names = list_real_images(folder, protocol)
-    if protocol == "fid_gfla":
+    if protocol in DROP_REMAINDER_PROTOCOLS:
         names = names[: used_count(len(names), GFLA_BATCH)]  # GFLA drops the last incomplete batch
     feats = []
     for i in range(0, len(names), CHUNK):
         chunk = [read_image(folder / n) for n in names[i : i + CHUNK]]
         shapes = {im.shape for im in chunk}
-        if len(shapes) > 1:
+        if len(shapes) > 1 and protocol != "fid_pidm":  # PIDM resizes every image: sizes may differ
             raise DataError(folder, f"real images of different sizes {sorted(shapes)[:2]}: FID reads every image at its own size, so one set must share one size")
-        feats.append(features(protocol, model, np.stack(chunk), drop_remainder=False, progress=progress))
+        batch = chunk if protocol == "fid_pidm" else np.stack(chunk)
+        feats.append(features(protocol, model, batch, drop_remainder=False, progress=progress))
     mu, sigma = feature_statistics(np.concatenate(feats))
     return mu, sigma, len(names)
 

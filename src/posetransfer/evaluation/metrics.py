@@ -30,6 +30,9 @@ Names (the keys of ``metrics.json``):
 ``lpips_gfla``     LPIPS-Alex v0.1 over GFLA's batches of 64, the last incomplete batch dropped
 ``mask_lpips_gfla`` ``lpips_gfla`` on both images times the patn mask of the target's keypoints, on
                    the [-1, 1] scale (GFLA's ``calculate_mask_lpips``; Market's 128x64 images only)
+``fid_pidm``       ``fid_gfla`` on every image first resized to 256x176 by ``cv2.resize`` (PIDM's
+                   ``utils/metrics.py``); the generated images may be of another size (PIDM's 256x256)
+``lpips_pidm``     ``lpips_gfla`` on both images first resized the same way (PIDM's ``utils/metrics.py``)
 =================  ==========================================================================
 
 Every image function takes uint8 ``(N, H, W, 3)`` arrays; masks are ``(N, H, W)`` in {0, 1}.
@@ -49,7 +52,10 @@ from posetransfer.evaluation.ssim import add_bounding, apply_mask, ssim_patn, ss
 CHEAP_METRICS = ("ssim_pg2", "ssim_patn", "mask_ssim_pg2", "mask_ssim_patn", "psnr", "l1", "masked_l1")
 INCEPTION_METRICS = ("is", "mask_is", "mask_is_patn", "fid")
 # Named conventions of later tables (GFLA, PIDM, CFLD), computed by evaluation.evaluate / .protocols.
-PROTOCOL_METRICS = ("fid_gfla", "fid_cfld", "ssim_gfla", "ssim_pidm", "lpips_gfla", "pckh_mediapipe", "mask_lpips_gfla")
+PROTOCOL_METRICS = ("fid_gfla", "fid_cfld", "ssim_gfla", "ssim_pidm", "lpips_gfla", "pckh_mediapipe", "mask_lpips_gfla",
+                    "fid_pidm", "lpips_pidm")
+# PIDM's metrics resize every image to 256x176 themselves: the generated images may be of another size.
+PIDM_RESIZED_METRICS = ("fid_pidm", "lpips_pidm")
 ALL_METRICS = CHEAP_METRICS + INCEPTION_METRICS + ("lpips", "pckh") + PROTOCOL_METRICS
 COMPUTED_BY_COMPUTE_METRICS = CHEAP_METRICS + INCEPTION_METRICS + ("lpips",)
 MASK_METRICS = ("mask_ssim_pg2", "mask_ssim_patn", "masked_l1", "mask_is", "mask_is_patn")
@@ -61,7 +67,7 @@ HIGHER_IS_BETTER = {
     "psnr": True, "l1": False, "masked_l1": False, "is": True, "mask_is": True, "mask_is_patn": True,
     "fid": False, "lpips": False, "pckh": True,
     "fid_gfla": False, "fid_cfld": False, "ssim_gfla": True, "ssim_pidm": True, "lpips_gfla": False, "pckh_mediapipe": True,
-    "mask_lpips_gfla": False,
+    "mask_lpips_gfla": False, "fid_pidm": False, "lpips_pidm": False,
 }  # fmt: skip
 
 

@@ -34,6 +34,19 @@ each under its own name. ``fid_gfla`` is in :mod:`.inception_gfla` / :mod:`.fid`
     128x64 whatever the images' size (line 616 passes no size), so on any other size its script
     fails; here another size is an error naming the size (``mask_ssim_patn`` masks at any size).
 
+``lpips_pidm``
+    PIDM's ``LPIPS.calculate_from_disk`` (``utils/metrics.py`` lines 465-526): ``lpips_gfla``, but
+    each image, generated and ground truth, is first ``cv2.resize(imread(f).astype(np.float32),
+    (176, 256))`` (lines 503-504: OpenCV's default ``INTER_LINEAR``, on the float values, to
+    256 high and 176 wide, whatever the image's size), then ``/ 127.5 - 1``; the ``lpips``
+    package's ``LPIPS(net='alex')`` (line 454), batches of 64 with the last incomplete one dropped
+    (lines 484-491), ``torch.cat(result)[:, 0, 0, 0].mean()`` (line 523). On 256x176 images the
+    resize is the identity (``cv2.resize`` copies an image already of the asked size), so
+    ``lpips_pidm`` equals ``lpips_gfla`` there; on PIDM's own 256x256 outputs it does not.
+    :func:`pidm_resize` is also what ``fid_pidm`` (:mod:`.fid`) applies (lines 109-110). PIDM's
+    SSIMs (lines 329-351, ``ssim_gfla`` and ``ssim_pidm``) are **not** resized: they compare the
+    files as read, so they need a ground truth of the generated images' size.
+
 All functions take uint8 ``(N, H, W, 3)`` arrays in the generated files' sorted order (as
 :func:`.evaluate.load_evaluation_set` reads them) and return per-pair values (SSIM) or the score.
 """
@@ -45,6 +58,7 @@ import torch
 
 from posetransfer.evaluation.ssim import DEFAULT_BATCH, _as_nchw, _check_pair, ssim_torch
 
+PIDM_SIZE = (256, 176)  # (height, width): cv2.resize(..., (176, 256)) in PIDM utils/metrics.py lines 110, 503-504
 GFLA_WIN = 51
 PIDM_SIGMA = 1.2
 GFLA_BATCH = 64
@@ -151,3 +165,46 @@ def mask_lpips_gfla(per_pair_mask_lpips: np.ndarray) -> float:
     ``np.average`` of the per-image results of its whole batches of 64 (lines 538-565), as
     :func:`lpips_gfla`."""
     return lpips_gfla(per_pair_mask_lpips)
+
+
+def pidm_resize(images: np.ndarray, size: tuple[int, int] = PIDM_SIZE) -> np.ndarray:
+    """``cv2.resize(image.astype(np.float32), (w, h))`` of every image (PIDM ``utils/metrics.py``
+    lines 110 and 503-504; OpenCV's default ``INTER_LINEAR``) -> float32 ``(N, h, w, 3)``.
+
+    OpenCV rather than torch: its bilinear sampling (pixel centres, no antialiasing when shrinking)
+    is what PIDM's numbers went through; an image already ``size`` comes back unchanged."""
+    import cv2
+
+    h, w = size
+    images = np.asarray(images)
+    out = np.empty((len(images), h, w, 3), dtype=np.float32)
+    for i, im in enumerate(images):
+        out[i] = cv2.resize(np.asarray(im).astype(np.float32), (w, h))
+    return out
+
+
+@torch.no_grad()
+def lpips_pidm_distances(model, generated: np.ndarray, target: np.ndarray, *, batch_size: int = GFLA_BATCH) -> np.ndarray:
+    """LPIPS per pair after :func:`pidm_resize` of both images (``(N,)`` float64, every pair;
+    :func:`lpips_pidm` keeps PIDM's whole batches). The generated images may be of another size than
+    the targets (PIDM's 256x256 outputs against 256x176 ground truth): both are resized.
+
+    ``model(x, y)``: images ``(B, 3, H, W)`` in [-1, 1] -> ``(B,)`` (:class:`.lpips.LPIPSAlex`).
+    """
+    if len(generated) != len(target):
+        raise ValueError(f"{len(generated)} generated images for {len(target)} targets")
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(generated), batch_size):
+        g = pidm_resize(generated[i : i + batch_size]) / 127.5 - 1  # float32, as the script's numpy arithmetic
+        t = pidm_resize(target[i : i + batch_size]) / 127.5 - 1
+        g = torch.from_numpy(np.ascontiguousarray(g.transpose(0, 3, 1, 2))).to(device)
+        t = torch.from_numpy(np.ascontiguousarray(t.transpose(0, 3, 1, 2))).to(device)
+        out.append(model(g, t).reshape(-1).double().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def lpips_pidm(per_pair_lpips_pidm: np.ndarray) -> float:
+    """PIDM's LPIPS from :func:`lpips_pidm_distances` (sorted generated-file order): the mean of
+    its whole batches of 64, as :func:`lpips_gfla`."""
+    return lpips_gfla(per_pair_lpips_pidm)

@@ -40,8 +40,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("ssim_pidm", "SSIM (PIDM)"),
     ("lpips_gfla", "LPIPS (GFLA)"),
     ("mask_lpips_gfla", "mask-LPIPS (GFLA)"),
+    ("fid_pidm", "FID (PIDM)"),
+    ("lpips_pidm", "LPIPS (PIDM)"),
 )
-_DECIMALS = {"fid": 2, "psnr": 2, "fid_gfla": 2, "fid_cfld": 2}
+_DECIMALS = {"fid": 2, "psnr": 2, "fid_gfla": 2, "fid_cfld": 2, "fid_pidm": 2}
 
 
 def _fmt(key: str, value: object) -> str:

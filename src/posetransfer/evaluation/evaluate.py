@@ -21,6 +21,7 @@ from posetransfer.errors import DataError, PosetransferError
 from posetransfer.evaluation import metrics as M
 from posetransfer.pose.io import read_annotations
 from posetransfer.utils.io import atomic_write_json, atomic_write_text, read_image
+from posetransfer.utils.devices import resolve_device
 from posetransfer.utils.weights import find_weights
 
 SEPARATOR = "___"
@@ -260,7 +261,7 @@ def evaluate_set(
     (:func:`pckh_key`).
     """
     weights = weights or WeightPaths()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     gen_size, tgt_size = data.generated.shape[1:3], data.targets.shape[1:3]
     if gen_size != tgt_size:
         same_size = [m for m in metrics if m not in M.PIDM_RESIZED_METRICS]

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from posetransfer.cli import main
-from posetransfer.errors import PosetransferError
+from posetransfer.errors import DataError, PosetransferError
 from posetransfer.evaluation import fid as FID
 from posetransfer.evaluation import lpips as L
 from posetransfer.evaluation.evaluate import run_evaluation
@@ -138,6 +138,8 @@ def test_fid_pidm_and_lpips_pidm_equal_the_released_script(tmp_path, mini_fashio
     # the metrics that compare the files as read refuse 256x256 outputs against 256x176 targets
     with pytest.raises(PosetransferError, match=r"cannot compute ssim_pidm: the generated images are 256x256, the targets 256x176.*--targets"):
         run_evaluation(ours, mini_fashion, tmp_path / "report2", metrics=["lpips_pidm", "ssim_pidm"], show=0)
+    with pytest.raises(DataError, match=r"___.*\.png: wrong image size 256x256 \(height x width\), its target's is 256x176; only fid_pidm, lpips_pidm resize"):
+        run_evaluation(ours, mini_fashion, tmp_path / "report3", metrics=["ssim_pidm"], show=0)
 
 
 def test_pidm_ssims_are_not_resized(tmp_path, mini_fashion):

@@ -119,8 +119,12 @@ def load_evaluation_set(
         targets.append(target)
         if generated_any_size:
             generated.append(read_image(f, size=generated[0].shape[:2] if generated else None))
-        else:
-            generated.append(read_image(f, size=target.shape[:2]))
+            continue
+        image = read_image(f)
+        if image.shape[:2] != target.shape[:2]:
+            raise DataError(f, f"wrong image size {image.shape[0]}x{image.shape[1]} (height x width), its target's is {target.shape[0]}x"
+                               f"{target.shape[1]}; only {', '.join(M.PIDM_RESIZED_METRICS)} resize (PIDM's 256x256 outputs)")  # fmt: skip
+        generated.append(image)
     return EvaluationSet(
         generated_files=generated_files,
         pairs=pairs,

@@ -158,7 +158,7 @@ class WeightPaths:
     inception: str | None = None
     alexnet: str | None = None
     lpips: str | None = None
-    inception_gfla: str | None = None  # torchvision's inception_v3_google (fid_gfla, fid_cfld)
+    inception_gfla: str | None = None  # torchvision's inception_v3_google (fid_gfla, fid_pidm, fid_cfld)
     openpose: str | None = None  # body_pose_model.pth (the openpose pose backend, pckh)
 
 

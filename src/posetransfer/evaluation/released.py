@@ -1,4 +1,4 @@
-"""Generated test images as PATN's and GFLA's released test scripts write them, converted to the
+"""Generated test images as PATN's, GFLA's and PIDM's released test scripts write them, converted to the
 ``<from-stem>___<to-stem>.png`` files ``posetransfer evaluate`` reads (``posetransfer evaluate
 import``).
 

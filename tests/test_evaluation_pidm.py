@@ -162,3 +162,30 @@ def test_pidm_ssims_are_not_resized(tmp_path, mini_fashion):
     values = run_evaluation(ours, mini_fashion, tmp_path / "report", metrics=["ssim_gfla", "ssim_pidm"], targets_dir=targets, show=0)
     assert values["ssim_gfla"] == pytest.approx(np.mean(want_ssim), abs=1e-6)
     assert values["ssim_pidm"] == pytest.approx(np.mean(want_ssim_256), abs=1e-6)
+
+
+def test_lpips_pidm_with_the_lpips_network_on_real_photos(tmp_path, mini_fashion):
+    """The same comparison through the real LPIPS-Alex architecture (random weights, heads made
+    non-negative as trained ones are), on 6 pairs of 256x256 outputs against 256x176 photos, one
+    batch of 6 on both sides."""
+    from posetransfer.evaluation.lpips import LPIPSAlex
+    from posetransfer.evaluation.protocols import lpips_pidm_distances
+
+    torch.manual_seed(0)
+    model = LPIPSAlex()
+    for i in range(5):
+        w = getattr(model, f"lin{i}").model[1].weight
+        w.data = w.data.abs()
+    model = model.eval().requires_grad_(False)
+    pairs = read_pairs(mini_fashion / "pairs.csv")[:6]
+    gen = np.stack([_stand_in_output(read_image(mini_fashion / "images" / a)) for a, _ in pairs])
+    tgt = np.stack([read_image(mini_fashion / "images" / b) for _, b in pairs])
+    d = lpips_pidm_distances(model, gen, tgt)
+    files_1 = []  # the reference reads files: the outputs as PNGs, the photos where they are
+    for i, image in enumerate(gen):
+        files_1.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(image).save(files_1[-1])
+    want = pidm_lpips_calculate_from_disk(lambda x, y: model(x, y)[:, None, None, None], files_1,
+                                          [str(mini_fashion / "images" / b) for _, b in pairs], sort=False)  # fmt: skip
+    assert d.shape == (6,) and float(d.mean()) == pytest.approx(float(want), rel=1e-6)
+    assert float(want) > 1e-3

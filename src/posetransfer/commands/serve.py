@@ -13,7 +13,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from posetransfer.commands._args import non_negative_int, positive_int
+from posetransfer.commands._args import non_negative_int, port, positive_int
 from posetransfer.errors import PosetransferError
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -37,7 +37,7 @@ def register(subparsers) -> None:
                                           "joints, and PG2's real-vs-generated user study.")  # fmt: skip
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder or run folder to serve")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=port, default=8000, help="port (default 8000)")
     p.add_argument("--token", default=None,
                    help="secret every request must carry (required when --host is not a loopback address)")
     p.add_argument("--state", type=Path, default=Path("studio-state"),
@@ -93,11 +93,34 @@ def build(args: argparse.Namespace):
     return create_app(pipeline, study, args.state, limits, args.token)
 
 
+def check_listen(host: str, port: int) -> None:
+    """Fail with one line before the model is loaded when ``host:port`` cannot be listened on (uvicorn
+    itself logs the bind error only after start-up and exits without saying what to do)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise PosetransferError(f"--host {host}: cannot be resolved ({err.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as err:
+            raise PosetransferError(
+                f"{host}:{port}: cannot listen there ({err.strerror.lower()}); pass another --port (0: any free port)"
+            ) from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ImportError:
         raise PosetransferError("the studio needs its extra: pip install 'posetransfer[studio]'") from None
+    check_listen(args.host, args.port)
     app = build(args)
     where = f"http://{args.host}:{args.port}/"
     print(f"posetransfer studio on {where}" + (f"?token={args.token}" if args.token else ""), file=sys.stderr)

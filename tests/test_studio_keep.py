@@ -335,3 +335,19 @@ def test_each_guard_of_the_sweep_on_its_own(tmp_path):
     (state / "animate" / running).rename(target)
     (state / "animate" / running).symlink_to(target, target_is_directory=True)
     assert keeper._remove(items[running]) is False and (target / "meta.json").is_file()
+
+
+def test_a_failing_sweep_does_not_fail_the_job(pipe, tmp_path, monkeypatch, capsys):
+    client = TestClient(create_app(pipe, None, tmp_path / "state"))
+    keeper = client.app.state.studio.keeper
+
+    def broken(now):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "state" / "results"))
+
+    monkeypatch.setattr(keeper, "_sweep", broken)
+    photo = png(tmp_path / "me.png")
+    r = client.post("/api/transfer", files={"source": ("me.png", photo.read_bytes(), "image/png")}, data={"pose": "side"})
+    assert r.status_code == 200 and len(client.get("/api/results").json()["results"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "state sweep failed: PermissionError: [Errno 13] Permission denied:" in err, err
+    assert keeper.sweep() is None and not keeper._sweeping.locked()

@@ -233,7 +233,11 @@ class Keeper:
                 continue
             if isinstance(meta, dict) and meta.get("status") in ACTIVE:
                 meta.update(status=FAILED, error=INTERRUPTED, finished=now)
-                atomic_write_json(meta_path, meta)
+                try:
+                    atomic_write_json(meta_path, meta)
+                except OSError as err:
+                    self.log(f"could not mark the job cut by the restart as failed: {meta_path}: {err.strerror or err}")
+                    continue
                 marked.append((area, path.name))
         if marked:
             self.log(f"marked {len(marked)} job(s) cut by the restart as failed: {', '.join(i for _, i in marked)}")
@@ -283,11 +287,18 @@ class Keeper:
         return removed
 
     def sweep(self, now: float | None = None) -> SweepReport | None:
-        """One sweep (module doc); None when another one is running. Logs one line if it removed anything."""
+        """One sweep (module doc); None when another one is running or it failed (said in one line).
+
+        Logs one line if it removed anything. Never raises: a sweep runs after a job whose answer
+        must not turn into an error, and on start-up.
+        """
         if not self._sweeping.acquire(blocking=False):
             return None
         try:
             return self._sweep(time.time() if now is None else now)
+        except Exception as err:  # noqa: BLE001 - e.g. an unreadable folder put in the state by hand
+            self.log(f"state sweep failed: {type(err).__name__}: {err}")
+            return None
         finally:
             self._sweeping.release()
 
@@ -340,10 +351,7 @@ class Keeper:
 
         while True:
             await asyncio.sleep(self.retention.sweep_every_s)
-            try:
-                await anyio.to_thread.run_sync(self.sweep)
-            except Exception as err:  # noqa: BLE001 - a failed sweep must not end the loop; said once per sweep
-                self.log(f"state sweep failed: {type(err).__name__}: {err}")
+            await anyio.to_thread.run_sync(self.sweep)
 
 
 def _read_status(path: Path) -> str | None:

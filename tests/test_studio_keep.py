@@ -69,7 +69,7 @@ def pipe(runs):
 
 def test_age_limit_after_a_job_and_on_start_up(pipe, tmp_path, capsys):
     state = tmp_path / "state"
-    client = TestClient(create_app(pipe, None, state, retention=Retention(keep_hours=24)))
+    client = TestClient(create_app(pipe, None, state, retention=Retention(keep_hours=24, job_gap_s=0)))
     photo = png(tmp_path / "me.png")
     src = {"source": ("me.png", photo.read_bytes(), "image/png")}
     rids = [client.post("/api/transfer", files=src, data={"pose": p}).headers["x-result-id"] for p in ("walking", "side", "arms_up")]
@@ -92,6 +92,15 @@ def test_age_limit_after_a_job_and_on_start_up(pipe, tmp_path, capsys):
     client2 = TestClient(create_app(pipe, None, state, retention=Retention(keep_hours=12)))
     assert [r["id"] for r in client2.get("/api/results").json()["results"]] == [new, rids[2]]
     assert "removed 1 item(s) (1 older than 12 h)" in capsys.readouterr().err
+    # a job's sweep is skipped within job_gap_s of the last one (the periodic sweep catches up)
+    client3 = TestClient(create_app(pipe, None, state, retention=Retention(keep_hours=12, job_gap_s=3600)))
+    age(state / "results" / rids[2] / "meta.json", 13)
+    keeper = client3.app.state.studio.keeper
+    assert keeper.sweeps == 1  # the start-up one
+    client3.post("/api/transfer", files=src, data={"pose": "walking"})
+    assert keeper.sweeps == 1 and exists(state, "results", rids[2])
+    assert keeper.sweep().removed == [("results", rids[2], "older than 12 h")]
+    capsys.readouterr()
     # keep_hours 0: no age limit
     age(state / "results" / new / "meta.json", 10_000)
     TestClient(create_app(pipe, None, state, retention=Retention(keep_hours=0)))
@@ -159,7 +168,7 @@ def test_a_running_render_and_its_track_are_kept(silhouette, clip, tmp_path, mon
     monkeypatch.setattr(animation, "prepare_animation", held_prepare)
     state = tmp_path / "state"
     photo = png(tmp_path / "me.png", (128, 96))
-    with TestClient(create_app(silhouette, None, state, retention=Retention(keep_hours=1))) as client:
+    with TestClient(create_app(silhouette, None, state, retention=Retention(keep_hours=1, job_gap_s=0))) as client:
         track = lambda: client.post("/api/animate/track", files={"video": ("c.mp4", clip.read_bytes(), "video/mp4")}).json()["id"]  # noqa: E731
         tid, other = track(), track()
         rid = client.post("/api/animate/render", data={"track": tid},
@@ -303,7 +312,8 @@ def test_serve_retention_options(runs, tmp_path, capsys):
     parse = build_parser().parse_args
     base = ["serve", "--checkpoint", str(runs["stage1"]), "--state", str(tmp_path / "s"), "--device", "cpu"]
     info = TestClient(build(parse(base))).get("/api/info").json()
-    assert info["retention"] == {"keep_hours": 168.0, "max_state_mb": 2048.0, "grace_s": 900.0, "sweep_every_s": 600.0}
+    assert info["retention"] == {"keep_hours": 168.0, "max_state_mb": 2048.0, "grace_s": 900.0, "sweep_every_s": 600.0,
+                                 "job_gap_s": 30.0}  # fmt: skip
     info = TestClient(build(parse([*base, "--keep-hours", "0.5", "--max-state-mb", "0"]))).get("/api/info").json()
     assert info["retention"]["keep_hours"] == 0.5 and info["retention"]["max_state_mb"] == 0.0
     for bad in (["--keep-hours", "-1"], ["--max-state-mb", "lots"], ["--keep-hours", "nan"]):
@@ -338,7 +348,7 @@ def test_each_guard_of_the_sweep_on_its_own(tmp_path):
 
 
 def test_a_failing_sweep_does_not_fail_the_job(pipe, tmp_path, monkeypatch, capsys):
-    client = TestClient(create_app(pipe, None, tmp_path / "state"))
+    client = TestClient(create_app(pipe, None, tmp_path / "state", retention=Retention(job_gap_s=0)))
     keeper = client.app.state.studio.keeper
 
     def broken(now):

@@ -71,8 +71,8 @@ def register(subparsers) -> None:
                    help="longest clip the Animate tab takes, in frames (default 300)")
     p.add_argument("--keep-hours", type=_non_negative_float, default=keep.keep_hours,
                    help=f"remove finished transfer results, uploaded clips and renders older than this (default "
-                        f"{keep.keep_hours:g} h = a week; 0: no age limit). Swept on start-up, after each job and "
-                        f"every {keep.sweep_every_s / 60:g} min; never a job in progress nor the clip it reads, never the study")  # fmt: skip
+                        f"{keep.keep_hours:g} h = a week; 0: no age limit). Swept on start-up, after jobs (at most every "
+                        f"{keep.job_gap_s:g} s) and every {keep.sweep_every_s / 60:g} min; never a job in progress nor the clip it reads, never the study")  # fmt: skip
     p.add_argument("--max-state-mb", type=_non_negative_float, default=keep.max_state_mb,
                    help=f"beyond this many MB of results, clips and renders in --state, remove the oldest finished "
                         f"ones first, sparing those finished in the last {keep.grace_s / 60:g} min "

@@ -205,7 +205,7 @@ async def render_job(studio, store: AnimateStore, meta: dict, images: list[np.nd
         keeper.unpin("animate", options["track"])
     import anyio
 
-    await anyio.to_thread.run_sync(keeper.sweep)
+    await anyio.to_thread.run_sync(keeper.after_job)
 
 
 def _suppress():
@@ -242,7 +242,7 @@ def add_routes(app, studio, need_model: Callable, form: Callable, decode: Callab
 
                 shutil.rmtree(folder, ignore_errors=True)  # a refused clip leaves nothing behind
                 raise
-        await _threaded(studio.keeper.sweep)
+        await _threaded(studio.keeper.after_job)
         return meta
 
     @app.post("/api/animate/render")

@@ -288,8 +288,8 @@ def create_app(
     """The ASGI app: the studio (when ``pipeline`` is given) and the study (when ``study`` is).
 
     Before it returns, the jobs a restart cut are marked failed and the state folder is swept
-    (``retention``, :mod:`posetransfer.studio.keep`); while it runs, a sweep follows each job and
-    its lifespan sweeps every ``retention.sweep_every_s``.
+    (``retention``, :mod:`posetransfer.studio.keep`); while it runs, a sweep follows a job (at
+    most one every ``retention.job_gap_s``) and its lifespan sweeps every ``retention.sweep_every_s``.
     """
     limits = limits or Limits()
     retention = retention or Retention()
@@ -466,7 +466,7 @@ def create_app(
             kp = _retarget(kp, src_kp, pipe.image_size)
         result = await studio.queue.run(pipe.transfer, images, kp)
         meta = await _threaded(studio.save_result, result, pose_source, retargeted)
-        await _threaded(studio.keeper.sweep)
+        await _threaded(studio.keeper.after_job)
         return Response(png_bytes(result.image), media_type="image/png",
                         headers={"X-Result-Id": meta["id"], "X-Stages": ",".join(meta["stages"])})  # fmt: skip
 

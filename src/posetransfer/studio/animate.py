@@ -25,6 +25,7 @@ render queued or running, nor the track it reads: each is pinned in the studio's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import time
@@ -196,7 +197,7 @@ async def render_job(studio, store: AnimateStore, meta: dict, images: list[np.nd
             message = f"{type(err).__name__}: {err}"
         update(status=FAILED, error=" ".join(str(message).split()), finished=time.time())  # one line
     except asyncio.CancelledError:  # the server is shutting down: say so rather than "running"
-        with _suppress():
+        with contextlib.suppress(Exception):
             update(status=FAILED, error="interrupted: the studio was stopped", finished=time.time())
         raise
     finally:
@@ -206,12 +207,6 @@ async def render_job(studio, store: AnimateStore, meta: dict, images: list[np.nd
     import anyio
 
     await anyio.to_thread.run_sync(keeper.after_job)
-
-
-def _suppress():
-    import contextlib
-
-    return contextlib.suppress(Exception)
 
 
 def add_routes(app, studio, need_model: Callable, form: Callable, decode: Callable) -> AnimateStore:

@@ -214,6 +214,31 @@ def test_a_job_that_raises_is_failed_with_its_message(silhouette, clip, tmp_path
     assert client.app.state.studio.keeper._pins == {}
 
 
+def test_stopping_the_studio_ends_a_render_as_failed(silhouette, clip, tmp_path, monkeypatch):
+    import posetransfer.animation as animation
+
+    entered, release = threading.Event(), threading.Event()
+    real_prepare = animation.prepare_animation
+
+    def held_prepare(*args, **kwargs):
+        entered.set()
+        release.wait(30)
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(animation, "prepare_animation", held_prepare)
+    state = tmp_path / "state"
+    photo = png(tmp_path / "me.png", (128, 96))
+    with TestClient(create_app(silhouette, None, state)) as client:
+        tid = client.post("/api/animate/track", files={"video": ("c.mp4", clip.read_bytes(), "video/mp4")}).json()["id"]
+        rid = client.post("/api/animate/render", data={"track": tid},
+                          files={"source": ("me.png", photo.read_bytes(), "image/png")}).json()["id"]  # fmt: skip
+        assert entered.wait(30)
+        threading.Timer(0.3, release.set).start()  # the batch in the worker thread ends; the job is cancelled after it
+    meta = json.loads((state / "animate" / rid / "meta.json").read_text())
+    assert meta["status"] == "failed" and meta["error"] == "interrupted: the studio was stopped", meta
+    assert client.app.state.studio.keeper._pins == {}
+
+
 def test_a_restart_marks_cut_jobs_failed(tmp_path, capsys):
     state = tmp_path / "state"
     tid = make_item(state, "animate", 1, hours=1, meta=TRACK, files={"driving": 10})

@@ -182,6 +182,7 @@ class Studio:
         self.token = token
         self.queue = InferenceQueue(limits.max_queue)
         self.keeper = Keeper(self.state, retention)  # the retention sweep and the restart recovery
+        self.animate = None  # the AnimateStore of the Animate tab's routes
 
     # images --------------------------------------------------------------------------------
 
@@ -306,6 +307,12 @@ def create_app(
             yield
         finally:
             sweeper.cancel()
+            # renders still going end as "failed" (interrupted) once their current batch is done,
+            # rather than stay "running" until the next start-up's recovery says so
+            jobs = list(studio.animate.tasks) if studio.animate is not None else []
+            for task in jobs:
+                task.cancel()
+            await asyncio.gather(sweeper, *jobs, return_exceptions=True)
 
     app = FastAPI(title="posetransfer studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.studio = studio
@@ -486,7 +493,7 @@ def create_app(
 
     from posetransfer.studio.animate import add_routes as add_animate_routes
 
-    add_animate_routes(app, studio, need_model, form, studio.decode)  # the Animate tab (issue 13)
+    studio.animate = add_animate_routes(app, studio, need_model, form, studio.decode)  # the Animate tab (issue 13)
     studio.keeper.recover()  # before anything is served: no job survived the restart
     studio.keeper.sweep()
 

@@ -282,6 +282,7 @@ def test_half_written_items_go_after_the_grace_period(tmp_path, capsys):
 
 
 def test_nothing_outside_the_state_folder_is_touched(tmp_path):
+    """Nor the study inside it."""
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "big.bin").write_bytes(b"o" * 50_000)
@@ -301,12 +302,17 @@ def test_nothing_outside_the_state_folder_is_touched(tmp_path):
     (state / "tmp").mkdir()
     (state / "tmp" / "old-link").symlink_to(outside / "big.bin")
     age(state / "tmp" / "old-link", 1000)
+    for name in ("study/images/r0.png", "study/answer_key.csv", "study.sqlite"):  # the study's data: never the sweep's
+        (state / name).parent.mkdir(parents=True, exist_ok=True)
+        (state / name).write_bytes(b"s" * 1000)
+        age(state / name, 1000)
     young = make_item(state, "results", 2, meta={"pose": "custom"}, files={"result.png": 10})
     (state / "results" / young / "link.bin").symlink_to(outside / "big.bin")
     client = TestClient(create_app(None, None, state, retention=Retention(keep_hours=1, max_state_mb=0.001)))
     assert not exists(state, "results", real)  # removed: its link unlinked, not followed
     assert (state / "animate" / ext_item.name).is_symlink() and (state / "tmp" / "old-link").is_symlink()
     assert snapshot() == before
+    assert all((state / n).read_bytes() == b"s" * 1000 for n in ("study/images/r0.png", "study/answer_key.csv", "study.sqlite"))
     # what lies behind links is not counted: the 50 kB never weigh on the size limit
     own = sum(p.stat().st_size for p in (state / "results" / young).iterdir() if not p.is_symlink())
     assert client.app.state.studio.keeper.sweep().kept_bytes == own == 10 + len((state / "results" / young / "meta.json").read_bytes())

@@ -21,6 +21,7 @@ from posetransfer.errors import DataError, PosetransferError
 from posetransfer.evaluation import metrics as M
 from posetransfer.pose.io import read_annotations
 from posetransfer.utils.io import atomic_write_json, atomic_write_text, read_image
+from posetransfer.utils.devices import resolve_device
 from posetransfer.utils.weights import find_weights
 
 SEPARATOR = "___"
@@ -255,7 +256,7 @@ def evaluate_set(
     (:func:`pckh_key`).
     """
     weights = weights or WeightPaths()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     width = data.generated.shape[2]
     if bound is None:
         bound = 40 if width == PATN_DEEPFASHION_WIDTH else 0

@@ -3,7 +3,8 @@ page, a local web app. Thin: the app is :mod:`posetransfer.studio.app`.
 
 ``--checkpoint RUN`` serves the studio at ``/``; ``--study GENERATED_DIR --data DATA_DIR`` serves the
 study at ``/study`` (results at ``/study/results``); both may be given. Everything the server
-writes (results, the study's images and answers) goes under ``--state``.
+writes (results, the study's images and answers) goes under ``--state``, which is kept tidy:
+``--keep-hours`` and ``--max-state-mb`` (:mod:`posetransfer.studio.keep`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def register(subparsers) -> None:
     from posetransfer.data.prepare import FILLS, FRAME_MODES
+    from posetransfer.studio.keep import Retention
     from posetransfer.studio.study import DEFAULT_PER_KIND, PRACTICE, SHOW_MS
+
+    keep = Retention()
 
     p = subparsers.add_parser("serve", help="the pose studio web app and the user-study page",
                               description="A local web app: re-pose a photo by dragging the target pose's "
@@ -55,6 +69,14 @@ def register(subparsers) -> None:
     p.add_argument("--max-pixels", type=positive_int, default=25_000_000, help="largest uploaded image in pixels (default 25M)")
     p.add_argument("--max-video-frames", type=positive_int, default=300,
                    help="longest clip the Animate tab takes, in frames (default 300)")
+    p.add_argument("--keep-hours", type=_non_negative_float, default=keep.keep_hours,
+                   help=f"remove finished transfer results, uploaded clips and renders older than this (default "
+                        f"{keep.keep_hours:g} h = a week; 0: no age limit). Swept on start-up, after jobs (at most every "
+                        f"{keep.job_gap_s:g} s) and every {keep.sweep_every_s / 60:g} min; never a job in progress nor the clip it reads, never the study")  # fmt: skip
+    p.add_argument("--max-state-mb", type=_non_negative_float, default=keep.max_state_mb,
+                   help=f"beyond this many MB of results, clips and renders in --state, remove the oldest finished "
+                        f"ones first, sparing those finished in the last {keep.grace_s / 60:g} min "
+                        f"(default {keep.max_state_mb:g}; 0: no size limit)")  # fmt: skip
     p.add_argument("--frame", choices=FRAME_MODES, default="height", help="how photos are framed (as `transfer`)")
     p.add_argument("--fill", choices=FILLS, default="edge", help="padding (as `transfer`)")
     p.add_argument("--backend", default="mediapipe", help="pose backend for photos (default mediapipe)")
@@ -65,6 +87,7 @@ def register(subparsers) -> None:
 def build(args: argparse.Namespace):
     """The app the arguments describe (checked before anything listens)."""
     from posetransfer.studio.app import Limits, create_app
+    from posetransfer.studio.keep import Retention
     from posetransfer.studio.study import Study
 
     if args.checkpoint is None and args.study is None:
@@ -90,7 +113,8 @@ def build(args: argparse.Namespace):
                            practice=args.practice, show_ms=args.show_ms)  # fmt: skip
     limits = Limits(max_body_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                     max_queue=args.max_queue, max_video_frames=args.max_video_frames)  # fmt: skip
-    return create_app(pipeline, study, args.state, limits, args.token)
+    retention = Retention(keep_hours=args.keep_hours, max_state_mb=args.max_state_mb)
+    return create_app(pipeline, study, args.state, limits, args.token, retention)
 
 
 def check_listen(host: str, port: int) -> None:

@@ -155,7 +155,7 @@ def _wait(client, rid, until, timeout=60.0):
 
 
 def test_a_running_render_and_its_track_are_kept(silhouette, clip, tmp_path, monkeypatch, capsys):
-    import posetransfer.animation as animation
+    import posetransfer.inference.animation as animation
 
     entered, release = threading.Event(), threading.Event()
     real_prepare = animation.prepare_animation
@@ -194,7 +194,7 @@ def test_a_running_render_and_its_track_are_kept(silhouette, clip, tmp_path, mon
 
 
 def test_a_job_that_raises_is_failed_with_its_message(silhouette, clip, tmp_path, monkeypatch):
-    import posetransfer.animation as animation
+    import posetransfer.inference.animation as animation
 
     def broken(*args, **kwargs):
         raise RuntimeError("the GPU caught fire\n(second line)")
@@ -215,7 +215,7 @@ def test_a_job_that_raises_is_failed_with_its_message(silhouette, clip, tmp_path
 
 
 def test_stopping_the_studio_ends_a_render_as_failed(silhouette, clip, tmp_path, monkeypatch):
-    import posetransfer.animation as animation
+    import posetransfer.inference.animation as animation
 
     entered, release = threading.Event(), threading.Event()
     real_prepare = animation.prepare_animation

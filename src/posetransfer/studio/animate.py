@@ -5,9 +5,9 @@ Routes (added to the app by :func:`add_routes`; README, "API"):
 - ``POST /api/animate/track`` (multipart ``video``): the clip is stored as ``animate/ID/driving``
   under the state folder (a generated id, never the uploaded name), checked against
   :class:`~posetransfer.studio.app.Limits` (bytes through the body limit, frames, pixels per
-  frame), tracked through the pose backend in the inference queue (:func:`posetransfer.animation.track_video`),
+  frame), tracked through the pose backend in the inference queue (:func:`posetransfer.inference.animation.track_video`),
   the track saved (``track.csv`` + sidecar, :func:`posetransfer.pose.tracking.write_track`) and a
-  skeleton preview GIF written (:func:`posetransfer.animation.skeleton_preview`).
+  skeleton preview GIF written (:func:`posetransfer.inference.animation.skeleton_preview`).
 - ``POST /api/animate/render`` (``track``, ``source`` file(s) as ``/api/transfer``, ``retarget``,
   ``side_by_side``, ``format`` mp4|gif): answered at once with the render's id; the render runs as a
   background job that goes through the same single-model queue as ``/api/transfer``, **one batch
@@ -85,7 +85,7 @@ class AnimateStore:
 
 def track_clip(studio, store: AnimateStore, aid: str, path: Path) -> dict:
     """Check, track and preview the stored clip ``path`` (runs in the queue's worker thread)."""
-    from posetransfer.animation import skeleton_preview, track_video
+    from posetransfer.inference.animation import skeleton_preview, track_video
     from posetransfer.pose.tracking import write_track
     from posetransfer.utils.video import MAX_SIDE, VideoReader, VideoWriter
     from posetransfer.studio.app import ApiError
@@ -139,7 +139,7 @@ def _shrink(frame: np.ndarray, side: int) -> np.ndarray:
 
 async def render_job(studio, store: AnimateStore, meta: dict, images: list[np.ndarray], options: dict) -> None:
     """The background render: prepare in one queue turn, then one batch of frames per turn."""
-    from posetransfer.animation import prepare_animation
+    from posetransfer.inference.animation import prepare_animation
     from posetransfer.pose.tracking import read_track
     from posetransfer.utils.video import MAX_SIDE, VideoReader, VideoWriter
 

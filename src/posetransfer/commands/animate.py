@@ -3,7 +3,7 @@
 ``--driving`` is a video, a folder of frames or a ``pose track`` file; the poses are tracked,
 smoothed, retargeted to the source's body (``--no-retarget`` to skip), generated in batches and
 written as MP4 (H.264) or GIF at the driving clip's frame rate (``--fps`` to override). The output
-path is checked first and written atomically at the end. See :mod:`posetransfer.animation`.
+path is checked first and written atomically at the end. See :mod:`posetransfer.inference.animation`.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def register(subparsers) -> None:
 
 
 def _animate(args) -> int:
-    from posetransfer.animation import animate_to_file
+    from posetransfer.inference.animation import animate_to_file
     from posetransfer.inference import Pipeline
     from posetransfer.utils.video import check_output
 

@@ -232,7 +232,7 @@ def _register_track(sub) -> None:
 
 
 def _track(args) -> int:
-    from posetransfer.animation import skeleton_preview, track_video
+    from posetransfer.inference.animation import skeleton_preview, track_video
     from posetransfer.commands.animate import smoothing_from_args
     from posetransfer.pose.tracking import write_track
     from posetransfer.utils.video import VideoReader, VideoWriter, check_output

@@ -240,8 +240,8 @@ class Pipeline:
 
     def animate(self, sources: ImageLike | Sequence[ImageLike], driving, **kwargs):
         """The person of ``sources`` moved by ``driving`` (a video, a folder of frames, a ``pose track``
-        file): an iterable of uint8 frames; see :func:`posetransfer.animation.prepare_animation`."""
-        from posetransfer.animation import prepare_animation
+        file): an iterable of uint8 frames; see :func:`posetransfer.inference.animation.prepare_animation`."""
+        from posetransfer.inference.animation import prepare_animation
 
         return prepare_animation(self, sources, driving, **kwargs)
 

@@ -80,6 +80,15 @@ def test_pidm_resize_is_cv2_linear_and_the_identity_at_256x176(mini_fashion):
     square = _stand_in_output(photo)
     np.testing.assert_array_equal(pidm_resize(square[None])[0], cv2.resize(square.astype(np.float32), (176, 256)))
     assert np.abs(pidm_resize(square[None])[0] - photo).mean() > 0.5  # the squash there and back is not lossless
+    # on 256x176 images PIDM's FID and LPIPS are GFLA's
+    photos = np.stack([read_image(mini_fashion / "images" / n) for n in sorted(os.listdir(mini_fashion / "images"))[:3]])
+    net = TinyFeatures().eval().requires_grad_(False)
+    np.testing.assert_array_equal(FID.features("fid_pidm", net, photos), FID.features("fid_gfla", net, photos))
+    from posetransfer.evaluation.lpips import lpips_distances
+    from posetransfer.evaluation.protocols import lpips_pidm_distances
+
+    lp = TinyLPIPS().eval().requires_grad_(False)
+    np.testing.assert_array_equal(lpips_pidm_distances(lp, photos, photos[::-1]), lpips_distances(lp, photos, photos[::-1]))
 
 
 @pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated")  # the released sqrtm(..., disp=False)

@@ -64,7 +64,7 @@ def register(subparsers) -> None:
                               description="Move the person of the source photo(s) with the motion of a driving video.")  # fmt: skip
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder or run folder")
     p.add_argument("--source", required=True, action="append", type=Path, metavar="PHOTO",
-                   help="photo of the person (repeat for a multi-view model)")
+                   help="photo of the person, or a folder of their photos (repeat for a multi-view model)")
     p.add_argument("--driving", required=True, type=Path, metavar="VIDEO|FRAMES_DIR|POSES.csv",
                    help="driving video, folder of frames, or a `pose track` file")
     p.add_argument("--out", required=True, type=Path, help="output .mp4 (H.264) or .gif")

@@ -154,18 +154,26 @@ def _wait(client, rid, until, timeout=60.0):
     raise AssertionError(f"{rid} did not reach {until}: {meta}")
 
 
-def test_a_running_render_and_its_track_are_kept(silhouette, clip, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def held(monkeypatch):
+    """(entered, release): a render's first queue turn waits in prepare_animation until released."""
     import posetransfer.inference.animation as animation
 
     entered, release = threading.Event(), threading.Event()
     real_prepare = animation.prepare_animation
 
-    def held_prepare(*args, **kwargs):  # the render's first queue turn waits until the test lets it go
+    def held_prepare(*args, **kwargs):
         entered.set()
         release.wait(30)
         return real_prepare(*args, **kwargs)
 
     monkeypatch.setattr(animation, "prepare_animation", held_prepare)
+    yield entered, release
+    release.set()
+
+
+def test_a_running_render_and_its_track_are_kept(silhouette, clip, tmp_path, held, capsys):
+    entered, release = held
     state = tmp_path / "state"
     photo = png(tmp_path / "me.png", (128, 96))
     with TestClient(create_app(silhouette, None, state, retention=Retention(keep_hours=1, job_gap_s=0))) as client:
@@ -214,18 +222,8 @@ def test_a_job_that_raises_is_failed_with_its_message(silhouette, clip, tmp_path
     assert client.app.state.studio.keeper._pins == {}
 
 
-def test_stopping_the_studio_ends_a_render_as_failed(silhouette, clip, tmp_path, monkeypatch):
-    import posetransfer.inference.animation as animation
-
-    entered, release = threading.Event(), threading.Event()
-    real_prepare = animation.prepare_animation
-
-    def held_prepare(*args, **kwargs):
-        entered.set()
-        release.wait(30)
-        return real_prepare(*args, **kwargs)
-
-    monkeypatch.setattr(animation, "prepare_animation", held_prepare)
+def test_stopping_the_studio_ends_a_render_as_failed(silhouette, clip, tmp_path, held):
+    entered, release = held
     state = tmp_path / "state"
     photo = png(tmp_path / "me.png", (128, 96))
     with TestClient(create_app(silhouette, None, state)) as client:

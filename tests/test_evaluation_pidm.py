@@ -130,7 +130,10 @@ def test_fid_pidm_and_lpips_pidm_equal_the_released_script(tmp_path, mini_fashio
                  "--out", str(ours)]) == 0  # fmt: skip
     monkeypatch.setattr(FID, "load_network", lambda protocol, weights=None, download=True: net)
     monkeypatch.setattr(L, "load_lpips_alex", lambda *a, **k: lp)
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.html").write_text("an earlier run's")  # would mislead beside the new metrics
     values = run_evaluation(ours, mini_fashion, tmp_path / "report", metrics=["fid_pidm", "lpips_pidm"], fid_real=real, show=0)
+    assert not (tmp_path / "report" / "report.html").exists()  # 256x256 outputs beside 256x176 targets: no page
     assert values["lpips_pidm"] == pytest.approx(want_lpips, rel=1e-6, abs=0)
     assert values["fid_pidm"] == pytest.approx(want_fid, rel=1e-6, abs=1e-9)
     assert values["fid_pidm_images"] == 64 and values["pairs"] == 70

@@ -174,5 +174,6 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress, log=log, pg2_mask_of=args.pg2_mask_of, targets_dir=args.targets,
     )  # fmt: skip
     print((Path(args.out) / "table.md").read_text(encoding="utf-8"), end="")
-    print(f"wrote {args.out}/metrics.json, table.md, report.html ({values['pairs']} pairs)", file=sys.stderr)
+    written = [n for n in ("metrics.json", "table.md", "report.html") if (Path(args.out) / n).is_file()]
+    print(f"wrote {args.out}/{', '.join(written)} ({values['pairs']} pairs)", file=sys.stderr)
     return 0

@@ -424,8 +424,10 @@ def run_evaluation(
     table = format_table([(label, values)])
     write_metrics_json(out_dir / "metrics.json", values)
     atomic_write_text(out_dir / "table.md", table + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else ""))
-    key = next((m for m in ("ssim_pg2", "ssim_patn", "lpips", "psnr", "l1") if m in per_pair), None)
-    if key is not None:
+    ranked = ("ssim_pg2", "ssim_patn", "lpips", "psnr", "l1")  # the first one present ranks the pairs
+    same_size = data_set.generated.shape[1:3] == data_set.targets.shape[1:3]  # the report shows them side by side
+    key = next((m for m in (*ranked, *M.ALL_METRICS) if m in per_pair and len(per_pair[m]) == len(data_set.pairs)), None)
+    if key is not None and same_size:
         src_dir = data_set.images_dir
 
         def triplet(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -440,4 +442,8 @@ def run_evaluation(
             out_dir / "report.html", title=f"posetransfer evaluation: {label}", metric=key,
             values=per_pair[key], names=data_set.pairs, load_triplet=triplet, table_md=table, notes=notes, k=show,
         )  # fmt: skip
+    else:  # the best and worst pairs need a per-pair metric; a report.html of an earlier run would mislead
+        (out_dir / "report.html").unlink(missing_ok=True)
+        why = "the generated images and the targets differ in size" if key else "none of the metrics is computed per pair (fid and is are set-level)"
+        log(f"report.html not written: {why}")
     return values

@@ -31,6 +31,7 @@ from posetransfer.cli import main
 from posetransfer.data.synth import synthesize
 from posetransfer.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED
 from posetransfer.training import checkpoint as ck
+from _helpers import first_use_steps
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = str(REPO / "configs" / "debug" / "tiny.yaml")
@@ -98,14 +99,17 @@ class _Stderr(threading.Thread):
         return int(found[-1]) if found else 0
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, EXIT_INTERRUPTED), (signal.SIGTERM, EXIT_TERMINATED)])
-def test_a_signal_saves_the_last_step_and_resume_is_exact(world, tmp_path, sig, code):
+@pytest.mark.parametrize("sig, code, group", [(signal.SIGINT, EXIT_INTERRUPTED, False), (signal.SIGTERM, EXIT_TERMINATED, True)])
+def test_a_signal_saves_the_last_step_and_resume_is_exact(world, tmp_path, sig, code, group):
+    """SIGINT to the trainer; SIGTERM to its whole process group, two data-loader workers
+    included (what SLURM does: the workers ignore it, the trainer saves and stops them)."""
     data, ref = world
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    workers = "train.num_workers=2" if group else "train.num_workers=0"
     # with the progress bar on (it tells the step from outside); no --no-progress
-    proc = subprocess.Popen([sys.executable, "-m", "posetransfer", "train", TINY, "--out", str(run), *_sets(data)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "posetransfer", "train", TINY, "--out", str(run), *_sets(data, workers)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)  # fmt: skip
     err = _Stderr(proc.stderr)
     err.start()
     try:
@@ -114,11 +118,14 @@ def test_a_signal_saves_the_last_step_and_resume_is_exact(world, tmp_path, sig, 
         while err.progress() <= EVERY and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         assert proc.poll() is None, f"the run ended before the signal: {err.text()[-2000:]}"
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         proc.wait(120)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
     err.join(10)
     text = err.text()
     assert proc.returncode == code, text[-2000:]
@@ -131,6 +138,13 @@ def test_a_signal_saves_the_last_step_and_resume_is_exact(world, tmp_path, sig, 
     assert line == (f"posetransfer train: interrupted: {signal.Signals(sig).name} after step {stopped}: saved checkpoint "
                     f"{latest}; continue with --resume (posetransfer train --resume {run})")  # fmt: skip
     assert [p.name for p in ck.step_folders(run)] == [ck.step_dirname(EVERY), latest.name]
+    time.sleep(0.5)
+    try:  # no process of the run is left (the workers were shut down, not orphaned)
+        os.killpg(proc.pid, 0)
+        left = True
+    except ProcessLookupError:
+        left = False
+    assert not left, "a process of the stopped run is still alive"
 
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     _assert_same_as(ck.latest_checkpoint(run), ref)
@@ -174,21 +188,7 @@ def test_a_second_ctrl_c_during_the_save_stops_at_once(world, tmp_path, monkeypa
 
 
 def _first_use(data: Path) -> dict[str, int]:
-    """The step (0-based) at which each training image is first loaded, from the trainer's own
-    data set and sampler (the data order is a pure function of seed, epoch and batch)."""
-    from posetransfer.training.config import load_config
-    from posetransfer.training.distributed import ResumableBatchSampler
-    from posetransfer.training.tasks import get_task_class
-
-    config = load_config(TINY, [s for s in _sets(data) if s != "--set"])
-    dataset = get_task_class(config.task)(config).build_dataset("train", augment=True)
-    sampler = ResumableBatchSampler(len(dataset), BATCH, seed=config.train.seed)
-    first: dict[str, int] = {}
-    for step, batch in enumerate(sampler):
-        for i in batch:
-            for name in dataset.pairs[i]:
-                first.setdefault(name, step)
-    return first
+    return first_use_steps(TINY, [s for s in _sets(data) if s != "--set"], BATCH)
 
 
 @pytest.mark.parametrize("fmt, workers", [("png", 0), ("jpeg", 2)])
@@ -228,6 +228,33 @@ def test_an_unreadable_image_saves_the_last_good_step_and_resume_is_exact(world,
 
     image.write_bytes(good)
     assert main(["train", "--resume", str(run), "--no-progress", "--set", f"train.num_workers={workers}"]) == 0
+    capsys.readouterr()
+    _assert_same_as(ck.latest_checkpoint(run), ref)
+
+
+def test_an_unreadable_held_out_image_stops_after_its_sample_step(world, tmp_path, capsys):
+    """A test image first decoded for the image grid of step 5: the run stops before step 6 with
+    step 5 saved; resumed with the file restored it ends as the reference (whose grids come at
+    other steps: PG2's held-out pass draws no random numbers, so it leaves the weights alone)."""
+    import shutil
+
+    data0, ref = world
+    data = tmp_path / "data"
+    shutil.copytree(data0, data)
+    image = sorted((data / "test" / "images").iterdir())[0]
+    good = image.read_bytes()
+    image.write_bytes(good[: len(good) // 2])
+    run = tmp_path / "run"
+    code = main(["train", TINY, "--out", str(run), "--no-progress", *_sets(data, "train.sample_every=5",
+                                                                           "train.sample_count=64")])  # fmt: skip
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    latest = ck.latest_checkpoint(run)
+    assert code == EXIT_BAD_INPUT and latest.name == ck.step_dirname(5), line
+    assert line.startswith(f"posetransfer train: error: {image}: unreadable image"), line
+    assert (f"met at the held-out pass after step 5 (saved checkpoint {latest}); fix or replace the file "
+            f"(posetransfer data check {data / 'test'} lists") in line
+    image.write_bytes(good)
+    assert main(["train", "--resume", str(run), "--no-progress", "--set", "train.sample_every=1000"]) == 0
     capsys.readouterr()
     _assert_same_as(ck.latest_checkpoint(run), ref)
 

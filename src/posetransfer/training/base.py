@@ -56,7 +56,6 @@ from posetransfer.errors import (
     DataError,
     Interrupted,
     OutputError,
-    PosetransferError,
     TrainingError,
 )
 from posetransfer.training import checkpoint as ckpt_io
@@ -154,7 +153,7 @@ class _EpochItems(Dataset):
             self.dataset.set_epoch(epoch)
         try:
             return self.dataset[index]
-        except PosetransferError as err:  # an unreadable image: the trainer saves, then reports it
+        except DataError as err:  # an unreadable image: the trainer saves, then reports it
             return BadItem.of(err)
 
 
@@ -282,7 +281,7 @@ class Trainer:
                         batch = next(loader_iter)
                     except StopIteration:
                         break
-                    except PosetransferError as err:  # a data path that raises instead of yielding a BadItem
+                    except DataError as err:  # a data path that raises instead of yielding a BadItem
                         batch = BadItem.of(err)
                     bad = batch if isinstance(batch, BadItem) else None
                     # every rank stops before the same step (one tiny all-reduce a step under DDP)
@@ -320,7 +319,7 @@ class Trainer:
                                 logger.scalars(step, evals, prefix="eval/")
                                 result.evals.append((step, evals))
                             logger.image(step, "samples", self.sample_grid(test_set))
-                        except PosetransferError as err:
+                        except DataError as err:
                             # a held-out image that cannot be decoded: stop before the next step
                             # (after this step's checkpoint), with the other ranks
                             pending = BadItem.of(err)

@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import default_collate
 
-from posetransfer.errors import Interrupted, PosetransferError
+from posetransfer.errors import DataError, Interrupted
 
 __all__ = ["STOP_SIGNALS", "StopSignals", "BadItem", "collate", "ignore_stop_signals", "agree", "first_message", "signal_name"]
 
@@ -94,12 +94,9 @@ class BadItem:
     problem: str | None = None
 
     @classmethod
-    def of(cls, err: PosetransferError) -> "BadItem":
-        path = getattr(err, "path", None)
-        line = getattr(err, "line", None)
-        if path is not None and line is not None:  # keep "file, line N" in the path part
-            path = f"{path}, line {line}"
-        return cls(str(err), None if path is None else str(path), getattr(err, "problem", None))
+    def of(cls, err: DataError) -> "BadItem":
+        path = str(err.path) if err.line is None else f"{err.path}, line {err.line}"  # "file, line N: problem"
+        return cls(str(err), path, err.problem)
 
 
 def collate(items: list[Any]) -> Any:

@@ -234,8 +234,10 @@ def test_an_unreadable_image_saves_the_last_good_step_and_resume_is_exact(world,
 
 def test_an_unreadable_held_out_image_stops_after_its_sample_step(world, tmp_path, capsys):
     """A test image first decoded for the image grid of step 5: the run stops before step 6 with
-    step 5 saved; resumed with the file restored it ends as the reference (whose grids come at
-    other steps: PG2's held-out pass draws no random numbers, so it leaves the weights alone)."""
+    step 5 saved; resumed with the file restored it ends as the reference, whose grids come at
+    other steps. (The held-out pass advances the global torch RNG, by its DataLoader's seed
+    draw, but a PG2 training step draws nothing from it, so the weights do not depend on
+    where the held-out passes come, nor on one cut short.)"""
     import shutil
 
     data0, ref = world

@@ -8,6 +8,14 @@
 * :func:`patn_produce_ma_mask`: tengteng95/Pose-Transfer, ``tool/pose_utils.py`` lines 108-143.
   ``skimage.draw.circle(r, c, radius, shape)`` of the original was renamed
   ``skimage.draw.disk((r, c), radius, shape=shape)`` (the same ``ellipse`` call) in scikit-image 0.19.
+* :func:`gfla_calculate_mask_lpips` (GFLA's mask-LPIPS): RenYurui/Global-Flow-Local-Attention
+  (3afa8fe), ``script/metrics.py`` lines 509-567 (``LPIPS.calculate_mask_lpips``), 571-607
+  (``produce_ma_mask``), 609-617 (``load_pose_cords_from_strings``, ``create_masked_image``),
+  385-402 (``get_image_list``), 414-439 (``preprocess_path_for_deform_task``) and the call of
+  lines 645 and 650-651. GFLA's ``produce_ma_mask`` differs from PATN's ``tool/pose_utils.py``
+  lines 108-143 only in its default ``img_size=(128, 64)`` and a local ``MISSING_VALUE = -1``
+  (``diff`` of the two functions); GFLA's ``util/pose_utils.py`` lines 119-154 is PATN's, line for
+  line. So :func:`gfla_produce_ma_mask` calls :func:`patn_produce_ma_mask` with that default.
 * :func:`read_annotations`: the annotation files as both projects read them
   (Pose-Transfer ``tool/pose_utils.py`` lines 91-94, ``load_pose_cords_from_strings``: JSON lists
   of ints, ``(y, x)``); PG2's ``peaks`` are OpenPose's ``[(x, y, ...)]`` per joint, empty when the
@@ -176,6 +184,125 @@ def patn_produce_ma_mask(kp_array, img_size, point_radius=4):
     mask = dilation(mask, square(5))
     mask = erosion(mask, square(5))
     return mask
+
+
+# ----------------------------------------------------------------------------- GFLA's mask-LPIPS
+
+
+def gfla_produce_ma_mask(kp_array, img_size=(128, 64), point_radius=4):
+    """GFLA ``script/metrics.py`` lines 571-607: PATN's ``produce_ma_mask`` with a default size."""
+    return patn_produce_ma_mask(kp_array, img_size, point_radius)
+
+
+def gfla_get_image_list(flist):
+    """Lines 385-402: a list as it is; a folder: its ``*.jpg`` then its ``*.png``, sorted together."""
+    import glob
+    import os
+
+    if isinstance(flist, list):
+        return flist
+    if os.path.isdir(flist):
+        flist = list(glob.glob(flist + "/*.jpg")) + list(glob.glob(flist + "/*.png"))
+        flist.sort()
+        return flist
+    return []
+
+
+def gfla_preprocess_path_for_deform_task(gt_path, distorted_path):
+    """Lines 414-439: pairs each generated ``<from>_2_<to>_vis.png`` (sorted) with ``gt_path/<to>.jpg``;
+    a generated file without its ground truth is skipped (printed there)."""
+    import os
+
+    distorted_image_list = sorted(gfla_get_image_list(distorted_path))
+    gt_list, distorated_list = [], []
+    for distorted_image in distorted_image_list:
+        image = os.path.basename(distorted_image)
+        image = image.split("_2_")[-1]
+        image = image.split("_vis")[0] + ".jpg"
+        gt_image = os.path.join(gt_path, image)
+        if not os.path.isfile(gt_image):
+            continue
+        gt_list.append(gt_image)
+        distorated_list.append(distorted_image)
+    return gt_list, distorated_list
+
+
+def gfla_read_annotation_file(bones_lst):
+    """``pd.read_csv(bonesLst, sep=':').set_index('name')`` (lines 520-521) as a dict of rows
+    ``{name: {'keypoints_y': str, 'keypoints_x': str}}``: ``.loc[name]`` of a name that is not in
+    the file is a ``KeyError`` (the script stops), as indexing this dict. (pandas is not a
+    dependency here; the files are plain ``name:[ys]:[xs]`` rows, read as pandas splits them.)"""
+    lines = Path(bones_lst).read_text().splitlines()
+    header = lines[0].split(":")
+    rows = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        row = dict(zip(header, line.split(":")))
+        rows[row.pop("name")] = row
+    return rows
+
+
+def gfla_load_pose_cords_from_strings(y_str, x_str):
+    """Lines 609-612."""
+    y_cords = json.loads(y_str)
+    x_cords = json.loads(x_str)
+    return np.concatenate([np.expand_dims(y_cords, -1), np.expand_dims(x_cords, -1)], axis=1)
+
+
+def gfla_create_masked_image(ano_to):
+    """Lines 614-617: the mask of the row's keypoints at the default 128x64."""
+    kp_to = gfla_load_pose_cords_from_strings(ano_to["keypoints_y"], ano_to["keypoints_x"])
+    return gfla_produce_ma_mask(kp_to)
+
+
+def gfla_calculate_mask_lpips(model_forward, path_1, path_2, bones_lst, batch_size=64, sort=True):
+    """``LPIPS.calculate_mask_lpips(path_1, path_2, batch_size=64, sort=True)``, lines 509-567.
+
+    ``path_1``: generated files, ``path_2``: their ground truths (``main`` passes the lists of
+    :func:`gfla_preprocess_path_for_deform_task` with ``sort=False``, line 651). ``bones_lst``:
+    the annotation file the script reads from its fixed path (line 519,
+    ``./dataset/market_data/market-annotation-test.csv``). ``model_forward(x, y)``: the
+    ``DistModel.forward`` of the PerceptualSimilarity of GFLA's time (``self.model.forward``,
+    line 562), which returns the per-image distances as a flat numpy array by default
+    (``retNumpy=True``: ``self.d0.cpu().data.numpy().flatten()``).
+    """
+    import os
+
+    import torch
+    from imageio.v2 import imread  # the script's ``from imageio import imread`` (imageio 2's behaviour)
+
+    if sort:
+        files_1 = sorted(gfla_get_image_list(path_1))
+        files_2 = sorted(gfla_get_image_list(path_2))
+    else:
+        files_1 = gfla_get_image_list(path_1)
+        files_2 = gfla_get_image_list(path_2)
+    imgs_1 = []
+    imgs_2 = []
+    annotation_file = gfla_read_annotation_file(bones_lst)
+    for i in range(len(files_1)):
+        string = annotation_file[os.path.basename(files_2[i])]
+        mask = np.tile(np.expand_dims(gfla_create_masked_image(string).astype(np.float32), -1), (1, 1, 3))
+        imgs_1.append((imread(str(files_1[i])).astype(np.float32) / 127.5 - 1) * mask)
+        imgs_2.append((imread(str(files_2[i])).astype(np.float32) / 127.5 - 1) * mask)
+    imgs_1 = np.array(imgs_1)
+    imgs_2 = np.array(imgs_2)
+    imgs_1 = imgs_1.transpose((0, 3, 1, 2))
+    imgs_2 = imgs_2.transpose((0, 3, 1, 2))
+    result = []
+    d0 = imgs_1.shape[0]
+    if batch_size > d0:
+        batch_size = d0
+    n_batches = d0 // batch_size
+    for i in range(n_batches):
+        start = i * batch_size
+        end = start + batch_size
+        img_1_batch = torch.from_numpy(imgs_1[start:end]).type(torch.FloatTensor)
+        img_2_batch = torch.from_numpy(imgs_2[start:end]).type(torch.FloatTensor)
+        result.append(model_forward(img_1_batch, img_2_batch))
+    distance = np.average(result)
+    return distance
 
 
 def reference_mask(protocol: str, pose: np.ndarray, size: tuple[int, int]) -> np.ndarray:

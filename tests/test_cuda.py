@@ -27,8 +27,18 @@ TINY = REPO / "configs" / "debug" / "tiny.yaml"
 CUDA = torch.device("cuda", 0) if torch.cuda.is_available() else None
 
 
-def test_device_batches_on_cuda_equal_the_cpu_ones_and_the_worker_path(mini_market):
-    ds = PairDataset(mini_market, augment=Augment(flip=0.5, crop=(0.8, 1.0), rotation=10.0), seed=3)
+@pytest.fixture(scope="module")
+def people(tmp_path_factory) -> Path:
+    """Synthetic people at Market's size: the device machine has no ../shared/data beside the checkout."""
+    from posetransfer.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("people")
+    synthesize(root, size=(128, 64), identities=6, views=4, seed=0, progress=False)
+    return root / "train"
+
+
+def test_device_batches_on_cuda_equal_the_cpu_ones_and_the_worker_path(people):
+    ds = PairDataset(people, augment=Augment(flip=0.5, crop=(0.8, 1.0), rotation=10.0), seed=3)
     items = [[(1, i) for i in range(16)]]
     gpu = dd.DeviceBatches(ds, items, CUDA)
     assert gpu.bank.where == "device" and gpu.bank.images.is_cuda
@@ -44,9 +54,9 @@ def test_device_batches_on_cuda_equal_the_cpu_ones_and_the_worker_path(mini_mark
     assert torch.equal(got["target_mask"].cpu(), want["target_mask"])
 
 
-def test_pinned_host_bank_when_the_device_is_too_small(mini_market, monkeypatch):
+def test_pinned_host_bank_when_the_device_is_too_small(people, monkeypatch):
     monkeypatch.setattr(dd, "DEVICE_FRACTION", 0.0)
-    batches = dd.DeviceBatches(PairDataset(mini_market), [[0, 1, 2]], CUDA)
+    batches = dd.DeviceBatches(PairDataset(people), [[0, 1, 2]], CUDA)
     assert batches.bank.where == "pinned host" and batches.bank.images.is_pinned()
     assert next(iter(batches))["target_image"].is_cuda
 

@@ -290,6 +290,14 @@ def test_generate_gives_each_target_the_other_photos_of_its_identity(synth, run_
     assert f"{Path(names[1].name).stem}___{Path(first).stem}.png" in files
     assert read_image(out / files[0]).shape == (64, 32, 3)
     assert list((out / "grids").glob("grid_*.png"))
+    # --resume after a lost file regenerates its group only (the names come from item_names)
+    whole = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    (out / files[7]).unlink()
+    capsys.readouterr()
+    assert cli_main(["generate", "--checkpoint", str(run_m), "--data", str(synth / "test"), "--out", str(out),
+                     "--batch-size", "4", "--no-progress", "--resume"]) == 0  # fmt: skip
+    assert "wrote 8 images" in capsys.readouterr().out  # one group of --grid-rows 8
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == whole
     # with a pairs file: one image per pair, named after its "from" photo
     pairs = tmp_path / "pairs.csv"
     pairs.write_text(f"from,to\n{names[3].name},{names[0].name}\n{names[0].name},{names[4].name}\n")

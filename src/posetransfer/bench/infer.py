@@ -30,6 +30,7 @@ from posetransfer.bench.train import machine_info, synthetic_group_batch, synthe
 from posetransfer.training.config import Config, load_config
 from posetransfer.training.tasks import get_task_class
 from posetransfer.utils.perf import inference_settings, resolve_precision
+from posetransfer.utils.devices import resolve_device
 
 __all__ = ["CONFIGS", "SIZES", "MODELS", "build_model", "bench_model", "bench_infer", "format_infer"]
 
@@ -145,7 +146,7 @@ def bench_infer(
     threads: int | None = None, width: int | None = None, peak_seconds: float = 0.2,
 ) -> dict[str, Any]:
     """Every model at every size, plus the peak the speeds are a fraction of (see the module docstring)."""
-    dev = torch.device("cuda", torch.cuda.current_device()) if device == "cuda" else torch.device(device)
+    dev = resolve_device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     peaks: dict[str, Any] = {}

@@ -29,10 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pairs", type=Path, default=None, help="pairs CSV replacing the data set's own")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="write into an --out folder that already holds files")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run into the same --out: pairs already written are skipped")
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N pairs")
     p.add_argument("--grid-rows", type=positive_int, default=8, help="pairs per grid image (default 8)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default="auto", help="auto (cuda when available, the default), cpu or cuda")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_generate)
 
@@ -41,10 +43,12 @@ def _generate(args: argparse.Namespace) -> int:
     from posetransfer.inference import generate_pairs
     from posetransfer.utils.io import check_output
 
-    check_output(args.out, kind="dir", overwrite=args.overwrite)
+    check_output(args.out, kind="dir", overwrite=args.overwrite or args.resume)
     summary = generate_pairs(
         args.checkpoint, args.data, args.out, split=args.split, pairs=args.pairs, batch_size=args.batch_size,
         limit=args.limit, grid_rows=args.grid_rows, device=args.device, progress=not args.no_progress,
+        resume=args.resume,
     )
-    print(f"wrote {summary['images']} images and {summary['grids']} grids to {summary['out']} (checkpoint step {summary['step']})")
+    kept = f" ({summary['skipped']} already there)" if summary["skipped"] else ""
+    print(f"wrote {summary['images']} images and {summary['grids']} grids to {summary['out']}{kept} (checkpoint step {summary['step']})")
     return 0

@@ -200,6 +200,10 @@ class PairDataset(_Base):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def item_names(self, index: int) -> tuple[str, str]:
+        """(source name, target name) of item ``index``, without reading a file."""
+        return tuple(self.pairs[index])  # type: ignore[return-value]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < len(self.pairs):
             raise IndexError(index)

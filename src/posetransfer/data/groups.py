@@ -79,6 +79,12 @@ class IdentityGroups(MultiViewDataset):
             return target, list(sources), None
         return super().draw(index)
 
+    def item_names(self, index: int) -> tuple[str, str]:
+        """(first source name, target name) of item ``index`` (the names its generated file is
+        given after), without reading a file."""
+        target, sources, _ = self.draw(index)
+        return sources[0], target
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         item = super().__getitem__(index)
         names = item.pop("source_names")

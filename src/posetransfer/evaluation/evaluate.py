@@ -21,6 +21,7 @@ from posetransfer.errors import DataError, PosetransferError
 from posetransfer.evaluation import metrics as M
 from posetransfer.pose.io import read_annotations
 from posetransfer.utils.io import atomic_write_json, atomic_write_text, read_image
+from posetransfer.utils.devices import resolve_device
 from posetransfer.utils.weights import find_weights
 
 SEPARATOR = "___"
@@ -255,10 +256,17 @@ def evaluate_set(
     (:func:`pckh_key`).
     """
     weights = weights or WeightPaths()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     width = data.generated.shape[2]
     if bound is None:
         bound = 40 if width == PATN_DEEPFASHION_WIDTH else 0
+    if "mask_lpips_gfla" in metrics:  # before any network is loaded: GFLA's mask is Market's 128x64 only
+        from posetransfer.evaluation.protocols import check_gfla_mask_size
+
+        try:
+            check_gfla_mask_size(data.generated.shape[1:3])
+        except ValueError as err:
+            raise PosetransferError(f"cannot compute the metrics: {err}") from None
     masks = data.masks("pg2", of=pg2_mask_of) if any(m in M.PG2_MASK_METRICS for m in metrics) else None
     if masks is not None and pg2_mask_of != "target":
         log(f"pg2 masks of the {pg2_mask_of} images' keypoints (PG2's released score_mask.py)")
@@ -272,7 +280,7 @@ def evaluate_set(
             real_source = Path(fid_real) if fid_real else data.images_dir
             log(f"FID real statistics from {real_source}")
             real = real_statistics(inception, real_source, progress=progress)
-    if "lpips" in metrics or "lpips_gfla" in metrics:
+    if any(m in metrics for m in ("lpips", "lpips_gfla", "mask_lpips_gfla")):
         from posetransfer.evaluation.lpips import load_lpips_alex
 
         lpips_model = load_lpips_alex(weights.alexnet, weights.lpips).to(device)
@@ -339,6 +347,9 @@ def _protocol_metrics(data: EvaluationSet, metrics: Sequence[str], result: dict,
         if d is None:
             d = lpips_distances(lpips_model, data.generated, data.targets)
         result["lpips_gfla"] = P.lpips_gfla(d)
+    if "mask_lpips_gfla" in metrics:  # the patn mask of the targets' keypoints, as GFLA's line 524
+        per_pair["mask_lpips_gfla"] = P.mask_lpips_gfla_distances(lpips_model, data.generated, data.targets, data.masks("patn"))
+        result["mask_lpips_gfla"] = P.mask_lpips_gfla(per_pair["mask_lpips_gfla"])
 
 
 def write_metrics_json(path: str | Path, values: dict[str, float]) -> None:

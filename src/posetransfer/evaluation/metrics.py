@@ -28,6 +28,8 @@ Names (the keys of ``metrics.json``):
 ``ssim_gfla``      GFLA's ``ssim``: float images in [0, 1], data range 1, 51x51 uniform window
 ``ssim_pidm``      PIDM's ``ssim_256``: PATN's convention with a Gaussian sigma of 1.2 instead of 1.5
 ``lpips_gfla``     LPIPS-Alex v0.1 over GFLA's batches of 64, the last incomplete batch dropped
+``mask_lpips_gfla`` ``lpips_gfla`` on both images times the patn mask of the target's keypoints, on
+                   the [-1, 1] scale (GFLA's ``calculate_mask_lpips``; Market's 128x64 images only)
 =================  ==========================================================================
 
 Every image function takes uint8 ``(N, H, W, 3)`` arrays; masks are ``(N, H, W)`` in {0, 1}.
@@ -47,7 +49,7 @@ from posetransfer.evaluation.ssim import add_bounding, apply_mask, ssim_patn, ss
 CHEAP_METRICS = ("ssim_pg2", "ssim_patn", "mask_ssim_pg2", "mask_ssim_patn", "psnr", "l1", "masked_l1")
 INCEPTION_METRICS = ("is", "mask_is", "mask_is_patn", "fid")
 # Named conventions of later tables (GFLA, PIDM, CFLD), computed by evaluation.evaluate / .protocols.
-PROTOCOL_METRICS = ("fid_gfla", "fid_cfld", "ssim_gfla", "ssim_pidm", "lpips_gfla", "pckh_mediapipe")
+PROTOCOL_METRICS = ("fid_gfla", "fid_cfld", "ssim_gfla", "ssim_pidm", "lpips_gfla", "pckh_mediapipe", "mask_lpips_gfla")
 ALL_METRICS = CHEAP_METRICS + INCEPTION_METRICS + ("lpips", "pckh") + PROTOCOL_METRICS
 COMPUTED_BY_COMPUTE_METRICS = CHEAP_METRICS + INCEPTION_METRICS + ("lpips",)
 MASK_METRICS = ("mask_ssim_pg2", "mask_ssim_patn", "masked_l1", "mask_is", "mask_is_patn")
@@ -59,6 +61,7 @@ HIGHER_IS_BETTER = {
     "psnr": True, "l1": False, "masked_l1": False, "is": True, "mask_is": True, "mask_is_patn": True,
     "fid": False, "lpips": False, "pckh": True,
     "fid_gfla": False, "fid_cfld": False, "ssim_gfla": True, "ssim_pidm": True, "lpips_gfla": False, "pckh_mediapipe": True,
+    "mask_lpips_gfla": False,
 }  # fmt: skip
 
 

@@ -23,6 +23,16 @@ each under its own name. ``fid_gfla`` is in :mod:`.inception_gfla` / :mod:`.fid`
     images scaled to [-1, 1], in batches of 64 over the sorted generated files, **the last
     incomplete batch dropped** (``n_batches = d0 // batch_size``), then the mean. CFLD averages all
     pairs, which is our ``lpips``.
+``mask_lpips_gfla``
+    GFLA's ``LPIPS.calculate_mask_lpips`` (``script/metrics.py`` lines 509-567, run with
+    ``--calculate_mask``, lines 650-651): for every pair the mask of the **target's** keypoints
+    (the annotation row of the ground-truth file's basename, line 524) by GFLA's copy of PATN's
+    ``produce_ma_mask`` (lines 571-607, identical to PATN's ``tool/pose_utils.py`` lines 108-143
+    but for its default ``img_size=(128, 64)``; our ``patn`` mask), then **both** images scaled to
+    [-1, 1] (``/ 127.5 - 1``) and multiplied by it (lines 526-527: masked-out pixels become 0,
+    mid-grey, not black), then the batching and mean of ``lpips_gfla``. GFLA draws the mask at
+    128x64 whatever the images' size (line 616 passes no size), so on any other size its script
+    fails; here another size is an error naming the size (``mask_ssim_patn`` masks at any size).
 
 All functions take uint8 ``(N, H, W, 3)`` arrays in the generated files' sorted order (as
 :func:`.evaluate.load_evaluation_set` reads them) and return per-pair values (SSIM) or the score.
@@ -85,3 +95,59 @@ def lpips_gfla(per_pair_lpips: np.ndarray) -> float:
     d = np.asarray(per_pair_lpips, dtype=np.float64)
     used = gfla_used_pairs(len(d))
     return float(d[:used].mean()) if used else float("nan")
+
+
+# GFLA's produce_ma_mask default img_size (script/metrics.py line 571), the only size its
+# create_masked_image draws (line 616): Market's 128x64.
+GFLA_MASK_SIZE = (128, 64)
+
+
+def check_gfla_mask_size(size: tuple[int, int]) -> None:
+    """``mask_lpips_gfla`` is defined on Market's 128x64 images only: ``ValueError`` otherwise."""
+    h, w = (int(v) for v in size)
+    if (h, w) != GFLA_MASK_SIZE:
+        raise ValueError(
+            f"mask_lpips_gfla is GFLA's Market protocol, defined on 128x64 images (its produce_ma_mask "
+            f"draws at 128x64 only), got {h}x{w} images; mask_ssim_patn masks at any size"
+        )
+
+
+def gfla_masked_signed(images: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``(imread(f).astype(np.float32) / 127.5 - 1) * mask`` (GFLA ``calculate_mask_lpips``) as
+    float32 NCHW: uint8 ``(N, H, W, 3)`` images, ``(N, H, W)`` masks in {0, 1}."""
+    x = _as_nchw(images).to(torch.float32) / 127.5 - 1
+    m = torch.as_tensor(np.asarray(masks), dtype=torch.float32)
+    if m.dim() == 2:
+        m = m.unsqueeze(0)
+    if tuple(m.shape) != (x.shape[0], x.shape[2], x.shape[3]):
+        raise ValueError(f"masks {tuple(m.shape)} do not match images {tuple(x.shape)} (N, H, W)")
+    return x * m.unsqueeze(1)
+
+
+@torch.no_grad()
+def mask_lpips_gfla_distances(
+    model, generated: np.ndarray, target: np.ndarray, masks: np.ndarray, *, batch_size: int = GFLA_BATCH
+) -> np.ndarray:
+    """LPIPS per pair of both images times the target's ``patn`` mask on the [-1, 1] scale
+    (``(N,)`` float64, every pair; :func:`mask_lpips_gfla` keeps GFLA's whole batches).
+
+    ``model(x, y)``: images ``(B, 3, H, W)`` in [-1, 1] -> ``(B,)`` (:class:`.lpips.LPIPSAlex`).
+    The masked float images are made one batch at a time (a whole test set of them would not fit).
+    """
+    _check_pair(generated, target)
+    check_gfla_mask_size(generated.shape[1:3])
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(generated), batch_size):
+        m = masks[i : i + batch_size]
+        g = gfla_masked_signed(generated[i : i + batch_size], m).to(device)
+        t = gfla_masked_signed(target[i : i + batch_size], m).to(device)
+        out.append(model(g, t).reshape(-1).double().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+def mask_lpips_gfla(per_pair_mask_lpips: np.ndarray) -> float:
+    """GFLA's mask-LPIPS from :func:`mask_lpips_gfla_distances` (sorted generated-file order):
+    ``np.average`` of the per-image results of its whole batches of 64 (lines 538-565), as
+    :func:`lpips_gfla`."""
+    return lpips_gfla(per_pair_mask_lpips)

@@ -39,6 +39,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("ssim_gfla", "SSIM (GFLA)"),
     ("ssim_pidm", "SSIM (PIDM)"),
     ("lpips_gfla", "LPIPS (GFLA)"),
+    ("mask_lpips_gfla", "mask-LPIPS (GFLA)"),
 )
 _DECIMALS = {"fid": 2, "psnr": 2, "fid_gfla": 2, "fid_cfld": 2}
 

@@ -37,12 +37,16 @@ def generate_pairs(
     grid_rows: int = 8,
     device: str = "cpu",
     progress: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Generate every pair of a data set; returns ``{"images", "grids", "out", "outputs"}``.
+    """Generate every pair of a data set; returns ``{"images", "skipped", "grids", "out", "outputs", "step"}``.
 
     Writes ``OUT/<from-stem>___<to-stem>.png`` (the final output: stage II when the checkpoint
-    has one, else stage I) and ``OUT/grids/grid_XXX.png`` of ``grid_rows`` pairs each, columns
-    condition | target pose | target | stage I [| stage II]. Every file is written atomically.
+    has one, else stage I) and ``OUT/grids/grid_XXX.png``, grid ``g`` holding pairs
+    ``g * grid_rows ...`` in columns condition | target pose | target | stage I [| stage II]. Every
+    file is written atomically, so a file that is there is whole: with ``resume``, the groups of
+    ``grid_rows`` pairs whose PNGs and grid are all there are skipped (an interrupted run continues
+    where it stopped; the model is deterministic, so the result equals an uninterrupted run's).
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be >= 1, got {batch_size}")
@@ -57,20 +61,31 @@ def generate_pairs(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(out, "exists and is not a folder")
-    loader = DataLoader(Subset(dataset, list(range(n))), batch_size=batch_size, shuffle=False, num_workers=0)
+
+    def grid_path(g: int) -> Path:
+        return out / "grids" / f"grid_{g:03d}.png"
+
+    def group_size(g: int) -> int:
+        return min(grid_rows, n - g * grid_rows)
+
+    groups = (n + grid_rows - 1) // grid_rows
+    done = set()
+    if resume:
+        for g in range(groups):
+            names = [output_name(*dataset.item_names(i)) for i in range(g * grid_rows, g * grid_rows + group_size(g))]
+            if grid_path(g).is_file() and all((out / name).is_file() for name in names):
+                done.add(g)
+    todo = [i for i in range(n) if i // grid_rows not in done]
+    skipped = n - len(todo)
+    loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, shuffle=False, num_workers=0)
     from tqdm import tqdm
 
-    bar = tqdm(total=n, desc="generate", unit="pair", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=n, initial=skipped, desc="generate", unit="pair", disable=not progress, dynamic_ncols=True)
     written = 0
-    grids = 0
-    pending_rows: list[list[Any]] = []
+    pending: dict[int, list[list[Any]]] = {}
     labels: list[str] = []
-
-    def flush_grid(rows: list[list[Any]]) -> None:
-        nonlocal grids
-        save_image(out / "grids" / f"grid_{grids:03d}.png", make_grid(rows, labels=labels))
-        grids += 1
-
+    outputs: dict[str, Any] = {}
+    position = 0
     try:
         for batch in loader:
             outputs = gen(batch)
@@ -80,13 +95,14 @@ def generate_pairs(
             for i in range(final.shape[0]):
                 save_image(out / output_name(batch["source_name"][i], batch["target_name"][i]), to_uint8(final[i].float().cpu()))
                 written += 1
-                pending_rows.append([img[i].float().cpu() for _, img in columns])
-                if len(pending_rows) == grid_rows:
-                    flush_grid(pending_rows)
-                    pending_rows = []
+                g = todo[position] // grid_rows
+                position += 1
+                rows = pending.setdefault(g, [])
+                rows.append([img[i].float().cpu() for _, img in columns])
+                if len(rows) == group_size(g):
+                    save_image(grid_path(g), make_grid(pending.pop(g), labels=labels))
             bar.update(final.shape[0])
-        if pending_rows:
-            flush_grid(pending_rows)
     finally:
         bar.close()
-    return {"images": written, "grids": grids, "out": str(out), "outputs": list(outputs), "step": gen.step}
+    return {"images": written, "skipped": skipped, "grids": groups - len(done), "out": str(out),
+            "outputs": list(outputs), "step": gen.step}  # fmt: skip

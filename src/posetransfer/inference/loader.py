@@ -30,6 +30,7 @@ from posetransfer.training import checkpoint as ckpt_io
 from posetransfer.training.config import Config, config_from_dict
 from posetransfer.training.tasks import Task, get_task_class
 from posetransfer.utils.perf import inference_settings
+from posetransfer.utils.devices import resolve_device
 
 __all__ = ["Generator", "load_generator", "resolve_model", "HUB_REPO_PATTERN"]
 
@@ -112,7 +113,7 @@ class Generator:
                 f"{self.checkpoint / ckpt_io.MODEL_JSON}: task {recorded_task!r} differs from its config's {self.config.task!r}"
             )
         self.image_size = _image_size(self.task, self.nets, self.checkpoint)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         for net in self.nets.values():
             net.to(self.device).eval().requires_grad_(False)
         self.final_output = self.task.final_output
@@ -134,6 +135,4 @@ class Generator:
 
 def load_generator(checkpoint: str | Path, device: str | torch.device = "cpu") -> Generator:
     """Rebuild a trained model from any checkpoint reference (module docstring)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return Generator(checkpoint, device)
+    return Generator(checkpoint, resolve_device(device))

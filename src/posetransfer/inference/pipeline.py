@@ -37,6 +37,7 @@ from posetransfer.pose.library import POSES, library_pose
 from posetransfer.pose.schema import NUM_KEYPOINTS, visible
 from posetransfer.utils.io import read_image
 from posetransfer.utils.perf import inference_settings
+from posetransfer.utils.devices import resolve_device
 
 ImageLike = str | Path | np.ndarray
 PoseLike = str | Path | np.ndarray
@@ -88,7 +89,7 @@ class Pipeline:
         channels_last: bool = True,
     ):
         self.task = task
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.nets = {k: v.to(self.device).eval() for k, v in nets.items()}
         if channels_last:
             # as ``bench infer`` (bench/infer.py, build_model) and training's ``train.channels_last``:

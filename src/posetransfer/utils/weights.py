@@ -41,10 +41,15 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from posetransfer.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where a file is downloaded or read: the CLI's parser reads the registry
+# (``posetransfer weights``) on every start-up, which otherwise would import torch (about 1 s).
 
 ENV_DIR = "POSETRANSFER_WEIGHTS_DIR"
 
@@ -228,7 +233,8 @@ def where_to_put(name: str, *, url: str | None = None, filename: str | None = No
     return (
         f"download {url or entry.url} and put it at {download_dir() / filename} "
         f"(searched: {', '.join(str(d / filename) for d in search_dirs())}; ${ENV_DIR} names a folder "
-        f"searched first), or pass its path with {entry.option}"
+        f"searched first; `posetransfer weights add {name} FILE` installs a downloaded copy), or pass its "
+        f"path with {entry.option}"
     )
 
 
@@ -255,6 +261,8 @@ def resolve_weights(
     target = download_dir() / filename
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
+    import torch
+
     try:
         torch.hub.download_url_to_file(url or entry.url, str(partial), progress=True)
         check_sha256(partial, entry, expected)
@@ -266,6 +274,56 @@ def resolve_weights(
             f"the weights file {filename} ({entry.description}) was not found and could not be "
             f"downloaded ({type(err).__name__}: {err}); {how_to}"
         ) from None
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return target
+
+
+def weights_status(name: str, *, verify: bool = False) -> dict:
+    """What ``posetransfer weights list`` shows of one entry: where its file is (or None), and with
+    ``verify`` whether its SHA-256 matches the published one ("ok", "mismatch", "no published
+    checksum", "not found")."""
+    entry = spec(name)
+    found = find_weights(name)
+    status = {
+        "name": entry.name, "file": entry.filename, "description": entry.description, "option": entry.option,
+        "url": entry.url, "sha256": entry.sha256, "path": str(found) if found else None,
+        "bytes": found.stat().st_size if found else None,
+    }  # fmt: skip
+    if verify:
+        if found is None:
+            status["check"] = "not found"
+        elif entry.sha256 is None:
+            status["check"] = "no published checksum"
+        else:
+            status["check"] = "ok" if sha256_of(found).startswith(entry.sha256) else "mismatch"
+    return status
+
+
+def install_weights(name: str, source: str | Path, *, overwrite: bool = False) -> Path:
+    """Copy a weights file obtained elsewhere (a browser download, another machine) to where
+    :func:`find_weights` looks (``download_dir() / filename``), after checking it as a download is
+    checked: its SHA-256 where one is published, and that it reads as a state dict. An existing file
+    is replaced only with ``overwrite``; the copy is written beside it and renamed (atomic)."""
+    entry = spec(name)
+    source = Path(source).expanduser()
+    if not source.is_file():
+        raise WeightsError(f"{source}: no such file (the {entry.filename} to install as {name!r})")
+    check_sha256(source, entry)
+    read_state_dict(source, f"{name!r}")
+    target = download_dir() / entry.filename
+    if target.exists() and target.resolve() == source.resolve():
+        return target  # already in place
+    if target.exists() and not overwrite:
+        raise WeightsError(f"{target}: already exists; pass --overwrite to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        import shutil
+
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
     finally:
         if partial.exists():
             partial.unlink()
@@ -286,6 +344,8 @@ def load_state_dict(
 def read_state_dict(file: str | Path, description: str) -> dict[str, torch.Tensor]:
     """A weights file as a state dict (tensors only, ``weights_only=True``), or a WeightsError
     naming the file and what it should hold (``description``)."""
+    import torch
+
     file = Path(file)
     try:
         if file.suffix == ".safetensors":

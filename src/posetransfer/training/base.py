@@ -22,6 +22,11 @@ What the trainer owns (imaginaire ``trainers/base.py`` style; the task interface
   *exactly*: weights, optimizer moments, step, RNG states and data position are restored, so
   N steps + resume + N steps gives bit-identical weights to 2N steps straight (on CPU; cuDNN's
   non-deterministic kernels make GPU runs only approximately equal).
+* **Stopping early loses no step** (:mod:`posetransfer.training.stopping`): Ctrl-C / SIGTERM
+  finish the step under way, save it and raise :class:`~posetransfer.errors.Interrupted` (exit
+  130 / 143); an item that cannot be decoded stops the run before the step that needs it, saving
+  the last completed step first, and raises its :class:`~posetransfer.errors.DataError` (exit 2).
+  Under DDP the ranks agree on both before every step.
 * **Logs** (rank 0): TensorBoard scalars of every named loss (``loss/gen/<name>``,
   ``loss/dis/<name>``, averaged over the log interval and across ranks), held-out losses
   (``eval/<name>``) and an image grid every ``train.sample_every`` steps; a tqdm bar with ETA.

@@ -120,6 +120,24 @@ def test_several_sources_for_a_single_source_model(checkpoint, photo):
     assert len(result.sources) == 1 and "takes 1 source photo" in result.notes[0]
 
 
+def test_a_folder_of_photos_is_its_images_by_name(checkpoint, photo, tmp_path):
+    pipe = Pipeline.from_checkpoint(checkpoint, device="cpu")
+    views = tmp_path / "views"
+    views.mkdir()
+    (views / "b.jpg").write_bytes(photo.read_bytes())
+    (views / "a.png").write_bytes(b"")  # first by name: it is the one read, and it is empty
+    (views / "notes.txt").write_text("left out")
+    sources, notes = pipe.source_list(views)
+    assert sources == [views / "a.png"] and "takes 1 source photo" in notes[0]
+    with pytest.raises(DataError, match="a.png"):
+        pipe.transfer(views, "walking")
+    (views / "a.png").unlink()
+    assert pipe.transfer([views], "walking").image.shape == (*SIZE, 3)
+    (views / "b.jpg").unlink()
+    with pytest.raises(DataError, match="holds no image files"):
+        pipe.source_list([views])
+
+
 def test_cli_transfer(checkpoint, photo, tmp_path, capsys):
     out = tmp_path / "out.png"
     args = ["transfer", "--checkpoint", str(checkpoint), "--source", str(photo), "--pose", "arms_up", "--device", "cpu"]

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("losses",),
     ("training",),
     ("evaluation",),
-    ("inference", "animation"),
+    ("inference",),
     ("demo", "studio", "bench", "commands", "cli", "__main__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -54,7 +54,7 @@ def _wait(client, rid, timeout=60.0):
     while time.time() < deadline:
         meta = client.get(f"/api/animate/{rid}").json()
         seen.append(meta["frames_done"])
-        if meta["status"] in ("done", "error"):
+        if meta["status"] in ("done", "failed"):
             return meta, seen
         time.sleep(0.05)
     raise AssertionError(f"render {rid} did not finish: {meta}")
@@ -143,7 +143,7 @@ def test_errors(pipe, clip, photo, tmp_path):
         r = client.post("/api/animate/render", data={"track": tid, "retarget": "1"},
                         files={"source": ("blank.png", _png(np.full((40, 30, 3), 200, np.uint8)), "image/png")})  # fmt: skip
         meta, _ = _wait(client, r.json()["id"])
-        assert meta["status"] == "error" and "retarget" in meta["error"], meta
+        assert meta["status"] == "failed" and "retarget" in meta["error"], meta
         assert not list((state / "animate" / meta["id"]).glob("result*"))
 
 

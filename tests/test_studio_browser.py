@@ -10,7 +10,6 @@ import shutil
 import socket
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,4 +213,32 @@ def test_animate_tab_in_the_browser(server, browser, tmp_path):
     shot = tmp_path / "studio-animate.png"
     page.screenshot(path=str(shot), full_page=True)
     shutil.copy(shot, "/tmp/studio-animate.png")
+    page.close()
+
+
+def test_animate_tab_shows_a_failed_render(server, browser, tmp_path):
+    """A render whose job fails ends as "failed" (studio/keep.py): the page shows its message, stops
+    polling and lets the user render again (the same path shows a render cut by a restart)."""
+    pytest.importorskip("av")
+    url, _, _ = server
+    clip = walking_clip(tmp_path / "walk.mp4", frames=3)
+    nobody = png(tmp_path / "nobody.png", (180, 120), seed=7, black_corner=True)  # the fake detector finds no one
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/")
+    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    page.click("#tab-animate")
+    page.set_input_files("#video-file", str(clip))
+    page.wait_for_selector("#skeleton-preview:not([hidden])", timeout=30000)
+    page.set_input_files("#animate-sources", str(nobody))
+    page.check("#animate-retarget")
+    page.click("#render")
+    page.wait_for_selector("#render-status.error", timeout=60000)
+    assert page.evaluate("window.animate.meta.status") == "failed"
+    assert page.locator("#render-status").inner_text() == page.evaluate("window.animate.meta.error") != ""
+    polls = page.evaluate("window.animate.polls")
+    page.wait_for_timeout(1000)  # more than two poll intervals: no poll after the failure
+    assert page.evaluate("window.animate.polls") == polls and page.locator("#render").is_enabled()
+    assert errors == []
     page.close()

@@ -3,7 +3,7 @@
 ``--driving`` is a video, a folder of frames or a ``pose track`` file; the poses are tracked,
 smoothed, retargeted to the source's body (``--no-retarget`` to skip), generated in batches and
 written as MP4 (H.264) or GIF at the driving clip's frame rate (``--fps`` to override). The output
-path is checked first and written atomically at the end. See :mod:`posetransfer.animation`.
+path is checked first and written atomically at the end. See :mod:`posetransfer.inference.animation`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def register(subparsers) -> None:
                               description="Move the person of the source photo(s) with the motion of a driving video.")  # fmt: skip
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder or run folder")
     p.add_argument("--source", required=True, action="append", type=Path, metavar="PHOTO",
-                   help="photo of the person (repeat for a multi-view model)")
+                   help="photo of the person, or a folder of their photos (repeat for a multi-view model)")
     p.add_argument("--driving", required=True, type=Path, metavar="VIDEO|FRAMES_DIR|POSES.csv",
                    help="driving video, folder of frames, or a `pose track` file")
     p.add_argument("--out", required=True, type=Path, help="output .mp4 (H.264) or .gif")
@@ -87,7 +87,7 @@ def register(subparsers) -> None:
 
 
 def _animate(args) -> int:
-    from posetransfer.animation import animate_to_file
+    from posetransfer.inference.animation import animate_to_file
     from posetransfer.inference import Pipeline
     from posetransfer.utils.video import check_output
 

@@ -275,7 +275,7 @@ def _register_animate(group: argparse._SubParsersAction) -> None:
 def run_animate(args: argparse.Namespace) -> int:
     import torch
 
-    from posetransfer.animation import benchmark
+    from posetransfer.inference.animation import benchmark
     from posetransfer.errors import PosetransferError
     from posetransfer.inference import Pipeline
 

@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     sub.required = True
 
     e = sub.add_parser("extract", help="write an annotation file with the pose of each photo")
-    e.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photos (any size, EXIF rotation applied)")
+    e.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+                   help="photos (any size, EXIF rotation applied), or folders: their image files, by name")
     e.add_argument("--out", required=True, type=Path, help="annotation file to write (name:[ys]:[xs])")
     e.add_argument("--preview", type=Path, default=None, help="folder for skeleton overlays (<name>.png)")
     e.add_argument("--skip-unreadable", action="store_true", help="list unreadable files instead of failing")
@@ -91,6 +92,18 @@ def _extract(args) -> int:
     check_output(args.out, overwrite=args.overwrite)
     if args.preview is not None:
         check_output(args.preview, kind="dir", overwrite=args.overwrite, option="--preview")
+    from posetransfer.data.layouts import list_images
+
+    files: list[Path] = []
+    for given in args.images:  # a folder stands for its image files (by extension, sorted, not recursive)
+        if given.is_dir():
+            found = [given / n for n in list_images(given)]
+            if not found:
+                raise DataError(given, "holds no image files (.jpg, .png, ...)")
+            files += found
+        else:
+            files.append(given)
+    args.images = files
     names: dict[str, Path] = {}
     for path in args.images:
         try:
@@ -232,7 +245,7 @@ def _register_track(sub) -> None:
 
 
 def _track(args) -> int:
-    from posetransfer.animation import skeleton_preview, track_video
+    from posetransfer.inference.animation import skeleton_preview, track_video
     from posetransfer.commands.animate import smoothing_from_args
     from posetransfer.pose.tracking import write_track
     from posetransfer.utils.video import VideoReader, VideoWriter, check_output

@@ -3,7 +3,8 @@ page, a local web app. Thin: the app is :mod:`posetransfer.studio.app`.
 
 ``--checkpoint RUN`` serves the studio at ``/``; ``--study GENERATED_DIR --data DATA_DIR`` serves the
 study at ``/study`` (results at ``/study/results``); both may be given. Everything the server
-writes (results, the study's images and answers) goes under ``--state``.
+writes (results, the study's images and answers) goes under ``--state``, which is kept tidy:
+``--keep-hours`` and ``--max-state-mb`` (:mod:`posetransfer.studio.keep`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from posetransfer.commands._args import non_negative_int, positive_int
+from posetransfer.commands._args import non_negative_int, port, positive_int
 from posetransfer.errors import PosetransferError
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -28,16 +29,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def register(subparsers) -> None:
     from posetransfer.data.prepare import FILLS, FRAME_MODES
+    from posetransfer.studio.keep import Retention
     from posetransfer.studio.study import DEFAULT_PER_KIND, PRACTICE, SHOW_MS
+
+    keep = Retention()
 
     p = subparsers.add_parser("serve", help="the pose studio web app and the user-study page",
                               description="A local web app: re-pose a photo by dragging the target pose's "
                                           "joints, and PG2's real-vs-generated user study.")  # fmt: skip
     p.add_argument("--checkpoint", type=Path, default=None, help="checkpoint folder or run folder to serve")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=port, default=8000, help="port (default 8000)")
     p.add_argument("--token", default=None,
                    help="secret every request must carry (required when --host is not a loopback address)")
     p.add_argument("--state", type=Path, default=Path("studio-state"),
@@ -55,6 +69,14 @@ def register(subparsers) -> None:
     p.add_argument("--max-pixels", type=positive_int, default=25_000_000, help="largest uploaded image in pixels (default 25M)")
     p.add_argument("--max-video-frames", type=positive_int, default=300,
                    help="longest clip the Animate tab takes, in frames (default 300)")
+    p.add_argument("--keep-hours", type=_non_negative_float, default=keep.keep_hours,
+                   help=f"remove finished transfer results, uploaded clips and renders older than this (default "
+                        f"{keep.keep_hours:g} h = a week; 0: no age limit). Swept on start-up, after jobs (at most every "
+                        f"{keep.job_gap_s:g} s) and every {keep.sweep_every_s / 60:g} min; never a job in progress nor the clip it reads, never the study")  # fmt: skip
+    p.add_argument("--max-state-mb", type=_non_negative_float, default=keep.max_state_mb,
+                   help=f"beyond this many MB of results, clips and renders in --state, remove the oldest finished "
+                        f"ones first, sparing those finished in the last {keep.grace_s / 60:g} min "
+                        f"(default {keep.max_state_mb:g}; 0: no size limit)")  # fmt: skip
     p.add_argument("--frame", choices=FRAME_MODES, default="height", help="how photos are framed (as `transfer`)")
     p.add_argument("--fill", choices=FILLS, default="edge", help="padding (as `transfer`)")
     p.add_argument("--backend", default="mediapipe", help="pose backend for photos (default mediapipe)")
@@ -65,6 +87,7 @@ def register(subparsers) -> None:
 def build(args: argparse.Namespace):
     """The app the arguments describe (checked before anything listens)."""
     from posetransfer.studio.app import Limits, create_app
+    from posetransfer.studio.keep import Retention
     from posetransfer.studio.study import Study
 
     if args.checkpoint is None and args.study is None:
@@ -90,7 +113,30 @@ def build(args: argparse.Namespace):
                            practice=args.practice, show_ms=args.show_ms)  # fmt: skip
     limits = Limits(max_body_bytes=int(args.max_upload_mb * 1024 * 1024), max_pixels=args.max_pixels,
                     max_queue=args.max_queue, max_video_frames=args.max_video_frames)  # fmt: skip
-    return create_app(pipeline, study, args.state, limits, args.token)
+    retention = Retention(keep_hours=args.keep_hours, max_state_mb=args.max_state_mb)
+    return create_app(pipeline, study, args.state, limits, args.token, retention)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Fail with one line before the model is loaded when ``host:port`` cannot be listened on (uvicorn
+    itself logs the bind error only after start-up and exits without saying what to do)."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise PosetransferError(f"--host {host}: cannot be resolved ({err.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as err:
+            raise PosetransferError(
+                f"{host}:{port}: cannot listen there ({err.strerror.lower()}); pass another --port (0: any free port)"
+            ) from None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -98,6 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError:
         raise PosetransferError("the studio needs its extra: pip install 'posetransfer[studio]'") from None
+    check_listen(args.host, args.port)
     app = build(args)
     where = f"http://{args.host}:{args.port}/"
     print(f"posetransfer studio on {where}" + (f"?token={args.token}" if args.token else ""), file=sys.stderr)

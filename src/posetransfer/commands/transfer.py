@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", required=True,
                    help="step, run or exported folder, or a Hugging Face Hub repo id (owner/name[@revision])")
     p.add_argument("--source", required=True, action="append", type=Path, metavar="PHOTO",
-                   help="photo of the person (repeat for a multi-view model)")
+                   help="photo of the person, or a folder of their photos (repeat for a multi-view model)")
     p.add_argument("--pose", required=True, metavar="TARGET",
                    help="pose file (one annotation row), a photo, or a built-in pose name (see `pose library`)")
     p.add_argument("--out", required=True, type=Path, help="output PNG")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.evaluation import metrics as M

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from posetransfer.data.inputs import batch_of, model_inputs
+from posetransfer.data.layouts import list_images
 from posetransfer.data.prepare import IMAGE_EXTENSIONS, Frame, apply_frame, frame_window
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.pose.library import POSES, library_pose
@@ -203,7 +204,16 @@ class Pipeline:
         saying what was left out."""
         if isinstance(sources, (str, Path, np.ndarray)):
             sources = [sources]
-        sources = list(sources)
+        expanded: list[ImageLike] = []
+        for s in sources:  # a folder stands for its photos (by name): one person's views
+            if isinstance(s, (str, Path)) and Path(s).is_dir():
+                found = [Path(s) / n for n in list_images(Path(s))]
+                if not found:
+                    raise DataError(Path(s), "holds no image files (.jpg, .png, ...)")
+                expanded += found
+            else:
+                expanded.append(s)
+        sources = expanded
         if not sources:
             raise PosetransferError("at least one source photo is needed")
         notes: list[str] = []
@@ -240,8 +250,8 @@ class Pipeline:
 
     def animate(self, sources: ImageLike | Sequence[ImageLike], driving, **kwargs):
         """The person of ``sources`` moved by ``driving`` (a video, a folder of frames, a ``pose track``
-        file): an iterable of uint8 frames; see :func:`posetransfer.animation.prepare_animation`."""
-        from posetransfer.animation import prepare_animation
+        file): an iterable of uint8 frames; see :func:`posetransfer.inference.animation.prepare_animation`."""
+        from posetransfer.inference.animation import prepare_animation
 
         return prepare_animation(self, sources, driving, **kwargs)
 

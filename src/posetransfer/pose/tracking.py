@@ -2,7 +2,7 @@
 
 Pure functions on arrays of poses ``(T, 18, 2)`` ``(y, x)`` with ``-1`` for a missing joint (the
 schema of :mod:`posetransfer.pose.schema`); the video reading and the pose backend live elsewhere
-(:mod:`posetransfer.animation`). A tracked sequence goes through:
+(:mod:`posetransfer.inference.animation`). A tracked sequence goes through:
 
 1. :func:`pick_person`: per frame, the detection that overlaps the previous frame's person most
    (the largest one when nothing overlaps), so a passer-by does not steal the track;

@@ -5,22 +5,27 @@ Routes (added to the app by :func:`add_routes`; README, "API"):
 - ``POST /api/animate/track`` (multipart ``video``): the clip is stored as ``animate/ID/driving``
   under the state folder (a generated id, never the uploaded name), checked against
   :class:`~posetransfer.studio.app.Limits` (bytes through the body limit, frames, pixels per
-  frame), tracked through the pose backend in the inference queue (:func:`posetransfer.animation.track_video`),
+  frame), tracked through the pose backend in the inference queue (:func:`posetransfer.inference.animation.track_video`),
   the track saved (``track.csv`` + sidecar, :func:`posetransfer.pose.tracking.write_track`) and a
-  skeleton preview GIF written (:func:`posetransfer.animation.skeleton_preview`).
+  skeleton preview GIF written (:func:`posetransfer.inference.animation.skeleton_preview`).
 - ``POST /api/animate/render`` (``track``, ``source`` file(s) as ``/api/transfer``, ``retarget``,
   ``side_by_side``, ``format`` mp4|gif): answered at once with the render's id; the render runs as a
   background job that goes through the same single-model queue as ``/api/transfer``, **one batch
   of frames per queue turn**, so a long render lets transfers in between its batches instead of
   starving them.
-- ``GET /api/animate/ID``: the job's ``meta.json`` (``status`` queued|running|done|error,
-  ``frames_done`` / ``frames``, ``error``); ``GET /api/animate/ID/FILE``: ``preview.gif``,
+- ``GET /api/animate/ID``: the job's ``meta.json`` (``status`` queued|running|done|failed,
+  ``frames_done`` / ``frames``, ``error``: the one-line reason of a failure, e.g. the job's
+  exception or :data:`~posetransfer.studio.keep.INTERRUPTED`); ``GET /api/animate/ID/FILE``: ``preview.gif``,
   ``result.mp4`` / ``result.gif`` (as a download) or ``track.csv``.
+
+The retention sweep (:mod:`posetransfer.studio.keep`) never removes an upload being tracked, a
+render queued or running, nor the track it reads: each is pinned in the studio's keeper while in use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import time
@@ -32,6 +37,7 @@ from fastapi import Request
 from fastapi.responses import FileResponse
 
 from posetransfer.errors import DataError, PosetransferError
+from posetransfer.studio.keep import FAILED
 
 _ID = re.compile(r"^[0-9]{13}-[0-9a-f]{6}$")
 _FILES = {"preview.gif", "result.mp4", "result.gif", "track.csv"}
@@ -63,8 +69,13 @@ class AnimateStore:
             return None
         if aid in self.jobs:
             return dict(self.jobs[aid])
-        path = self.folder(aid) / "meta.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        try:
+            meta = json.loads((self.folder(aid) / "meta.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):  # none (yet), or removed by the sweep meanwhile
+            return None
+        if isinstance(meta, dict) and meta.get("status") == "error":  # written before "failed" was the word
+            meta["status"] = FAILED
+        return meta
 
     def save(self, meta: dict) -> None:
         from posetransfer.utils.io import atomic_write_json
@@ -74,7 +85,7 @@ class AnimateStore:
 
 def track_clip(studio, store: AnimateStore, aid: str, path: Path) -> dict:
     """Check, track and preview the stored clip ``path`` (runs in the queue's worker thread)."""
-    from posetransfer.animation import skeleton_preview, track_video
+    from posetransfer.inference.animation import skeleton_preview, track_video
     from posetransfer.pose.tracking import write_track
     from posetransfer.utils.video import MAX_SIDE, VideoReader, VideoWriter
     from posetransfer.studio.app import ApiError
@@ -128,7 +139,7 @@ def _shrink(frame: np.ndarray, side: int) -> np.ndarray:
 
 async def render_job(studio, store: AnimateStore, meta: dict, images: list[np.ndarray], options: dict) -> None:
     """The background render: prepare in one queue turn, then one batch of frames per turn."""
-    from posetransfer.animation import prepare_animation
+    from posetransfer.inference.animation import prepare_animation
     from posetransfer.pose.tracking import read_track
     from posetransfer.utils.video import MAX_SIDE, VideoReader, VideoWriter
 
@@ -166,6 +177,7 @@ async def render_job(studio, store: AnimateStore, meta: dict, images: list[np.nd
         store.jobs[rid] = dict(meta)
         store.save(meta)
 
+    keeper = studio.keeper
     try:
         update(status="running")
         n, fps, size, notes = await studio.queue.run(prepare)
@@ -183,9 +195,18 @@ async def render_job(studio, store: AnimateStore, meta: dict, images: list[np.nd
         message = getattr(err, "message", None) or (err.problem if isinstance(err, DataError) else str(err))
         if not isinstance(err, PosetransferError) and not hasattr(err, "message"):
             message = f"{type(err).__name__}: {err}"
-        update(status="error", error=message)
+        update(status=FAILED, error=" ".join(str(message).split()), finished=time.time())  # one line
+    except asyncio.CancelledError:  # the server is shutting down: say so rather than "running"
+        with contextlib.suppress(Exception):
+            update(status=FAILED, error="interrupted: the studio was stopped", finished=time.time())
+        raise
     finally:
         store.jobs.pop(rid, None)
+        keeper.unpin("animate", rid)
+        keeper.unpin("animate", options["track"])
+    import anyio
+
+    await anyio.to_thread.run_sync(keeper.after_job)
 
 
 def add_routes(app, studio, need_model: Callable, form: Callable, decode: Callable) -> AnimateStore:
@@ -206,15 +227,18 @@ def add_routes(app, studio, need_model: Callable, form: Callable, decode: Callab
             raise ApiError(400, "video: the file is empty")
         aid = new_id()
         folder = store.folder(aid)
-        folder.mkdir(parents=True)
-        (folder / "driving").write_bytes(content)
-        try:
-            return await studio.queue.run(track_clip, studio, store, aid, folder / "driving")
-        except BaseException:
-            import shutil
+        with studio.keeper.pinned("animate", aid):  # no meta.json until tracked: the sweep must wait
+            folder.mkdir(parents=True)
+            (folder / "driving").write_bytes(content)
+            try:
+                meta = await studio.queue.run(track_clip, studio, store, aid, folder / "driving")
+            except BaseException:
+                import shutil
 
-            shutil.rmtree(folder, ignore_errors=True)  # a refused clip leaves nothing behind
-            raise
+                shutil.rmtree(folder, ignore_errors=True)  # a refused clip leaves nothing behind
+                raise
+        await _threaded(studio.keeper.after_job)
+        return meta
 
     @app.post("/api/animate/render")
     async def animate_render(request: Request):
@@ -222,8 +246,17 @@ def add_routes(app, studio, need_model: Callable, form: Callable, decode: Callab
         data = await form(request, pipe.max_sources + 1)
         tid = data.get("track")
         tid = tid.strip() if isinstance(tid, str) else ""
+        keeper = studio.keeper
+        keeper.pin("animate", tid)  # first: the sweep cannot take the track between this check and the job's end
+        try:
+            return await _start_render(data, pipe, tid)
+        except BaseException:
+            keeper.unpin("animate", tid)
+            raise
+
+    async def _start_render(data, pipe, tid: str) -> dict:
         tmeta = store.meta(tid)
-        if tmeta is None or tmeta.get("kind") != "track":
+        if tmeta is None or tmeta.get("kind") != "track" or tmeta.get("status") != "done":
             raise ApiError(404, f"no tracked clip {tid!r} (POST the video to /api/animate/track first)")
         fmt = data.get("format")
         fmt = (fmt if isinstance(fmt, str) and fmt.strip() else "mp4").strip().lower()
@@ -240,6 +273,7 @@ def add_routes(app, studio, need_model: Callable, form: Callable, decode: Callab
         flag = lambda name: str(data.get(name) or "").strip().lower() in _TRUE  # noqa: E731
         options = {"track": tid, "format": fmt, "retarget": flag("retarget"), "side_by_side": flag("side_by_side")}
         rid = new_id()
+        studio.keeper.pin("animate", rid)  # unpinned with the track's pin when the job ends
         meta = {"id": rid, "kind": "render", "created": time.time(), "status": "queued", "track": tid,
                 "format": fmt, "retarget": options["retarget"], "side_by_side": options["side_by_side"],
                 "frames": tmeta["frames"], "frames_done": 0}  # fmt: skip

@@ -11,13 +11,16 @@ Serving rules (issue 12): one model in memory; inference and pose extraction run
 in a worker thread, with at most ``max_queue`` requests waiting or running (one more is answered
 503); request bodies are limited in bytes (413) and images in pixels (400); uploaded file names
 are never used as paths (results get generated ids); everything the server writes lies under
-its state folder; with a token, every request but ``/healthz`` must carry it (header
+its state folder, which :mod:`posetransfer.studio.keep` keeps tidy (old items removed, jobs cut
+by a restart marked failed); with a token, every request but ``/healthz`` must carry it (header
 ``Authorization: Bearer``, cookie, or ``?token=`` on a page, which sets the cookie).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import dataclasses
 import io
 import json
@@ -43,6 +46,7 @@ from posetransfer.pose.io import ANNOTATION_HEADER, format_annotation_line
 from posetransfer.pose.library import POSES, library_pose
 from posetransfer.pose.retarget import retarget_pose
 from posetransfer.pose.schema import FLIP_PERMUTATION, KEYPOINT_NAMES, LIMB_COLORS, NUM_KEYPOINTS, STICK_LIMBS, visible
+from posetransfer.studio.keep import Keeper, Retention
 from posetransfer.studio.study import Study, StudyError
 from posetransfer.utils.io import atomic_write_json, atomic_write_text, read_image, save_image
 
@@ -165,7 +169,8 @@ def data_url(image: np.ndarray) -> str:
 class Studio:
     """State shared by the routes: the pipeline, the study, the state folder, the queue."""
 
-    def __init__(self, pipeline, study: Study | None, state_dir: Path, limits: Limits, token: str | None):
+    def __init__(self, pipeline, study: Study | None, state_dir: Path, limits: Limits, token: str | None,
+                 retention: Retention | None = None):  # fmt: skip
         self.pipeline = pipeline
         self.study = study
         self.state = Path(state_dir)
@@ -176,6 +181,8 @@ class Studio:
         self.limits = limits
         self.token = token
         self.queue = InferenceQueue(limits.max_queue)
+        self.keeper = Keeper(self.state, retention)  # the retention sweep and the restart recovery
+        self.animate = None  # the AnimateStore of the Animate tab's routes
 
     # images --------------------------------------------------------------------------------
 
@@ -229,6 +236,10 @@ class Studio:
 
     def save_result(self, result, pose_source: str, retargeted: bool) -> dict:
         rid = f"{int(time.time() * 1000):013d}-{secrets.token_hex(3)}"
+        with self.keeper.pinned("results", rid):  # the sweep leaves it alone while it is written
+            return self._save_result(rid, result, pose_source, retargeted)
+
+    def _save_result(self, rid: str, result, pose_source: str, retargeted: bool) -> dict:
         folder = self.results_dir / rid
         save_image(folder / "source.png", result.sources[0])
         save_image(folder / "result.png", result.image)
@@ -250,7 +261,10 @@ class Studio:
         for folder in sorted(self.results_dir.iterdir(), reverse=True):
             meta = folder / "meta.json"
             if _RESULT_ID.match(folder.name) and meta.is_file():
-                out.append(json.loads(meta.read_text(encoding="utf-8")))
+                try:
+                    out.append(json.loads(meta.read_text(encoding="utf-8")))
+                except (OSError, ValueError):  # removed by the sweep meanwhile, or not ours
+                    continue
             if len(out) >= limit:
                 break
         return out
@@ -270,16 +284,37 @@ def create_app(
     state_dir: str | Path = "studio-state",
     limits: Limits | None = None,
     token: str | None = None,
+    retention: Retention | None = None,
 ):
-    """The ASGI app: the studio (when ``pipeline`` is given) and the study (when ``study`` is)."""
+    """The ASGI app: the studio (when ``pipeline`` is given) and the study (when ``study`` is).
+
+    Before it returns, the jobs a restart cut are marked failed and the state folder is swept
+    (``retention``, :mod:`posetransfer.studio.keep`); while it runs, a sweep follows a job (at
+    most one every ``retention.job_gap_s``) and its lifespan sweeps every ``retention.sweep_every_s``.
+    """
     limits = limits or Limits()
-    studio = Studio(pipeline, study, Path(state_dir), limits, token)
+    retention = retention or Retention()
+    studio = Studio(pipeline, study, Path(state_dir), limits, token, retention)
     # Starlette spools uploaded parts larger than ``spool_max_size`` to the system's temporary
     # folder; with the spool as large as the whole body limit, uploads stay in memory and nothing
     # is written outside the state folder.
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limits.max_body_bytes)
 
-    app = FastAPI(title="posetransfer studio", docs_url=None, redoc_url=None, openapi_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        sweeper = asyncio.get_running_loop().create_task(studio.keeper.run_periodically())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            # renders still going end as "failed" (interrupted) once their current batch is done,
+            # rather than stay "running" until the next start-up's recovery says so
+            jobs = list(studio.animate.tasks) if studio.animate is not None else []
+            for task in jobs:
+                task.cancel()
+            await asyncio.gather(sweeper, *jobs, return_exceptions=True)
+
+    app = FastAPI(title="posetransfer studio", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.studio = studio
 
     @app.exception_handler(ApiError)
@@ -367,7 +402,7 @@ def create_app(
         return {"model": studio.model_info(), "study": studio.study is not None,
                 "keypoints": list(KEYPOINT_NAMES), "limbs": [list(l) for l in STICK_LIMBS],
                 "limb_colors": [list(c) for c in LIMB_COLORS], "flip": list(FLIP_PERMUTATION),
-                "limits": dataclasses.asdict(limits)}  # fmt: skip
+                "limits": dataclasses.asdict(limits), "retention": dataclasses.asdict(retention)}  # fmt: skip
 
     @app.get("/api/poses")
     async def poses():
@@ -438,6 +473,7 @@ def create_app(
             kp = _retarget(kp, src_kp, pipe.image_size)
         result = await studio.queue.run(pipe.transfer, images, kp)
         meta = await _threaded(studio.save_result, result, pose_source, retargeted)
+        await _threaded(studio.keeper.after_job)
         return Response(png_bytes(result.image), media_type="image/png",
                         headers={"X-Result-Id": meta["id"], "X-Stages": ",".join(meta["stages"])})  # fmt: skip
 
@@ -457,7 +493,9 @@ def create_app(
 
     from posetransfer.studio.animate import add_routes as add_animate_routes
 
-    add_animate_routes(app, studio, need_model, form, studio.decode)  # the Animate tab (issue 13)
+    studio.animate = add_animate_routes(app, studio, need_model, form, studio.decode)  # the Animate tab (issue 13)
+    studio.keeper.recover()  # before anything is served: no job survived the restart
+    studio.keeper.sweep()
 
     # study ---------------------------------------------------------------------------------
 

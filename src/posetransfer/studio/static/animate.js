@@ -95,7 +95,7 @@ window.animate = A;  // for the browser test
       const bar = el("render-progress");
       bar.max = m.frames || 1;
       bar.value = m.frames_done || 0;
-      if (m.status === "error") throw new Error(m.error);
+      if (m.status === "failed" || m.status === "error") throw new Error(m.error);  // e.g. cut by a restart
       if (m.status === "done") { show(m); return; }
       status("render-status", `${m.status}: ${m.frames_done || 0} / ${m.frames} frames`);
       await new Promise((r) => setTimeout(r, 400));

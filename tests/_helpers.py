@@ -84,3 +84,21 @@ def save_tiny_g1_checkpoint(run: Path, size: tuple[int, int]) -> Path:
     save_checkpoint(run, 1, {"g1": G1(**kwargs)}, {"g1": kwargs}, {"g1"}, dump_config(config), {"step": 1}, "pg2_stage1")
     return run
 
+
+
+def first_use_steps(config: str | Path, overrides: list[str], batch: int) -> dict[str, int]:
+    """The step (0-based) at which each training image of ``config`` is first loaded, from the
+    trainer's own data set and sampler (the data order is a pure function of seed, epoch and
+    batch; under DDP the ranks' slices of a step make up the same global batch)."""
+    from posetransfer.training.config import load_config
+    from posetransfer.training.distributed import ResumableBatchSampler
+    from posetransfer.training.tasks import get_task_class
+
+    cfg = load_config(config, overrides)
+    dataset = get_task_class(cfg.task)(cfg).build_dataset("train", augment=True)
+    first: dict[str, int] = {}
+    for step, items in enumerate(ResumableBatchSampler(len(dataset), batch, seed=cfg.train.seed)):
+        for i in items:
+            for name in dataset.pairs[i]:
+                first.setdefault(name, step)
+    return first

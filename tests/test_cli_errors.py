@@ -25,7 +25,7 @@ from PIL import Image
 
 from posetransfer.cli import main
 from posetransfer.data.synth import synthesize
-from posetransfer.errors import EXIT_BAD_INPUT, EXIT_DISK_FULL, EXIT_INTERRUPTED, EXIT_OS_ERROR, EXIT_OUT_OF_MEMORY
+from posetransfer.errors import EXIT_BAD_INPUT, EXIT_DISK_FULL, EXIT_INTERRUPTED, EXIT_OS_ERROR, EXIT_OUT_OF_MEMORY, EXIT_TERMINATED
 from posetransfer.pose import extract as ex
 from posetransfer.pose.library import library_pose
 from posetransfer.training import checkpoint as ck
@@ -820,7 +820,7 @@ def test_help_lists_the_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for code in (EXIT_BAD_INPUT, EXIT_OS_ERROR, EXIT_DISK_FULL, EXIT_OUT_OF_MEMORY, EXIT_INTERRUPTED):
+    for code in (EXIT_BAD_INPUT, EXIT_OS_ERROR, EXIT_DISK_FULL, EXIT_OUT_OF_MEMORY, EXIT_INTERRUPTED, EXIT_TERMINATED):
         assert f"\n  {code} " in out
 
 

@@ -28,6 +28,7 @@ from posetransfer.errors import (
     EXIT_OS_ERROR,
     EXIT_OUT_OF_MEMORY,
     EXIT_PROBLEMS,
+    EXIT_TERMINATED,
     PosetransferError,
 )
 
@@ -45,6 +46,7 @@ EXIT_CODES_HELP = f"""exit codes:
   {EXIT_DISK_FULL}    no space left on the device
   {EXIT_OUT_OF_MEMORY}    out of memory (host or GPU)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C); finished outputs and checkpoints are intact
+  {EXIT_TERMINATED}  terminated (SIGTERM, e.g. a cluster's pre-emption); train saved its last step first
   other: a bug in posetransfer (a stack trace is printed); --debug always prints one"""
 
 #: errno values that mean "the disk is full"
@@ -110,7 +112,8 @@ def classify_error(err: BaseException) -> tuple[int, str] | None:
     if from_worker is not None:
         return EXIT_BAD_INPUT, _one_line(from_worker)
     if isinstance(err, KeyboardInterrupt):
-        return EXIT_INTERRUPTED, "interrupted"
+        # a plain Ctrl-C, or errors.Interrupted (a signal train handled: its code and what it kept)
+        return int(getattr(err, "exit_code", EXIT_INTERRUPTED)), _one_line(err) if str(err) else "interrupted"
     if isinstance(err, PosetransferError):
         return EXIT_BAD_INPUT, _one_line(err)
     pil_image = sys.modules.get("PIL.Image")
@@ -142,8 +145,9 @@ def report_error(command: str, err: BaseException, debug: bool = False) -> int:
     code, message = found
     if debug:
         traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
-    if code == EXIT_INTERRUPTED:
-        print(f"posetransfer {command}: interrupted", file=sys.stderr)
+    if isinstance(err, KeyboardInterrupt):
+        detail = f": {message}" if message != "interrupted" else ""
+        print(f"posetransfer {command}: interrupted{detail}", file=sys.stderr)
     else:
         print(f"posetransfer {command}: error: {message}", file=sys.stderr)
     return code

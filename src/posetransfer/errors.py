@@ -47,6 +47,20 @@ class OutputError(PosetransferError):
     """An output cannot be written (exists without ``--overwrite``, not a folder, not writable)."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal (SIGINT = Ctrl-C, SIGTERM = a scheduler's pre-emption).
+
+    A ``KeyboardInterrupt`` (what Python raises on Ctrl-C), so code that already treats Ctrl-C as
+    "stop now" treats it alike; ``exit_code`` is the shell's ``128 + signal number`` (130 for
+    SIGINT, 143 for SIGTERM) and ``str(err)`` says what was kept (e.g. the checkpoint written).
+    """
+
+    def __init__(self, signum: int, message: str = ""):
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+        super().__init__(message)
+
+
 # ---- exit codes of the command line, one per family of failure (README "Exit codes") ----------
 
 #: the command ran and reported a negative result (e.g. ``data check`` found problems)
@@ -61,3 +75,5 @@ EXIT_DISK_FULL = 4
 EXIT_OUT_OF_MEMORY = 5
 #: interrupted (Ctrl-C / SIGINT), as a shell reports 128 + SIGINT
 EXIT_INTERRUPTED = 130
+#: terminated (SIGTERM: a cluster's pre-emption, ``kill``), as a shell reports 128 + SIGTERM
+EXIT_TERMINATED = 143

@@ -22,6 +22,11 @@ What the trainer owns (imaginaire ``trainers/base.py`` style; the task interface
   *exactly*: weights, optimizer moments, step, RNG states and data position are restored, so
   N steps + resume + N steps gives bit-identical weights to 2N steps straight (on CPU; cuDNN's
   non-deterministic kernels make GPU runs only approximately equal).
+* **Stopping early loses no step** (:mod:`posetransfer.training.stopping`): Ctrl-C / SIGTERM
+  finish the step under way, save it and raise :class:`~posetransfer.errors.Interrupted` (exit
+  130 / 143); an item that cannot be decoded stops the run before the step that needs it, saving
+  the last completed step first, and raises its :class:`~posetransfer.errors.DataError` (exit 2).
+  Under DDP the ranks agree on both before every step.
 * **Logs** (rank 0): TensorBoard scalars of every named loss (``loss/gen/<name>``,
   ``loss/dis/<name>``, averaged over the log interval and across ranks), held-out losses
   (``eval/<name>``) and an image grid every ``train.sample_every`` steps; a tqdm bar with ETA.
@@ -40,7 +45,7 @@ from collections import defaultdict
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 import numpy as np
 import torch
@@ -50,7 +55,14 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from posetransfer.errors import CheckpointError, ConfigError, OutputError, TrainingError
+from posetransfer.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    Interrupted,
+    OutputError,
+    TrainingError,
+)
 from posetransfer.training import checkpoint as ckpt_io
 from posetransfer.training.config import Config, apply_overrides, config_from_dict, dump_config, load_config
 from posetransfer.training.distributed import (
@@ -61,6 +73,7 @@ from posetransfer.training.distributed import (
     single_process,
 )
 from posetransfer.training.logger import RunLogger
+from posetransfer.training.stopping import BadItem, StopSignals, agree, collate, first_message, ignore_stop_signals, signal_name
 from posetransfer.training.tasks import get_task_class
 from posetransfer.utils.io import atomic_write_text, check_writable_folder
 from posetransfer.utils.perf import resolve_precision
@@ -143,7 +156,10 @@ class _EpochItems(Dataset):
         epoch, index = key
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
-        return self.dataset[index]
+        try:
+            return self.dataset[index]
+        except DataError as err:  # an unreadable image: the trainer saves, then reports it
+            return BadItem.of(err)
 
 
 class _EpochTagged(torch.utils.data.Sampler):
@@ -165,6 +181,17 @@ def _worker_init(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
+    ignore_stop_signals()  # the main process finishes the step and saves (training/stopping.py)
+
+
+def _shutdown_workers(loader_iter: Any) -> None:
+    """Stop a DataLoader iterator's worker processes now (they ignore SIGINT/SIGTERM, so they must
+    not be left to ``multiprocessing``'s exit handler, which terminates then joins them). torch
+    does this when the iterator is garbage-collected; an exception's traceback can keep it alive
+    until the process exits, hence the call (a private method, present since torch 1.0)."""
+    shutdown = getattr(loader_iter, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 class Trainer:
@@ -219,6 +246,7 @@ class Trainer:
                 persistent_workers=tcfg.num_workers > 0,
                 pin_memory=self.device.type == "cuda",
                 worker_init_fn=_worker_init,
+                collate_fn=collate,  # default_collate, or the batch's BadItem
                 generator=torch.Generator().manual_seed(tcfg.seed + info.rank),
             )
         test_set = task.build_dataset("test", augment=False) if info.is_main else None
@@ -237,7 +265,11 @@ class Trainer:
             self.run_dir, enabled=info.is_main, total=tcfg.iterations, initial=min(start, tcfg.iterations),
             progress=self.progress, description=cfg.task,
         )
+        stop = StopSignals()  # Ctrl-C / SIGTERM: finish the step, save it, then stop (training/stopping.py)
+        loader_iter: Any = None
         try:
+            stop.__enter__()
+            pending: BadItem | None = None  # a held-out image that failed at the last sample step
             if info.is_main and test_set is not None and start == 0:
                 evals = self.evaluate(test_set)  # the untrained baseline of the eval curves
                 if evals:
@@ -248,7 +280,21 @@ class Trainer:
             count = 0
             while step < tcfg.iterations:
                 sampler.set_position(step)
-                for batch in loader:
+                loader_iter = iter(loader)
+                while step < tcfg.iterations:
+                    try:
+                        batch = next(loader_iter)
+                    except StopIteration:
+                        break
+                    except DataError as err:  # a data path that raises instead of yielding a BadItem
+                        batch = BadItem.of(err)
+                    bad = batch if isinstance(batch, BadItem) else None
+                    # every rank stops before the same step (one tiny all-reduce a step under DDP)
+                    signum, bad_train, bad_test = agree(
+                        [stop.signum, int(bad is not None), int(pending is not None)], info.distributed, self.device
+                    )
+                    if signum or bad_train or bad_test:
+                        self._stop(step, sampler, stop, signum, bad or pending, from_test=not bad_train)
                     self._schedule_lr(step, sampler.batches_per_epoch)
                     losses = self.train_step(self._to_device(batch))
                     step += 1
@@ -259,12 +305,12 @@ class Trainer:
                     last = step == tcfg.iterations
                     if step % tcfg.log_every == 0 or last:
                         means = self._reduce_mean(sums, count)
-                        bad = [k for k, v in means.items() if not math.isfinite(v)]
-                        if bad:
+                        bad_names = [k for k, v in means.items() if not math.isfinite(v)]
+                        if bad_names:
                             last_ckpt = ckpt_io.latest_checkpoint(self.run_dir)
                             kept = f"the last checkpoint {last_ckpt} is intact" if last_ckpt else "no checkpoint was written"
                             raise TrainingError(
-                                f"{self.run_dir}: step {step}: non-finite loss {', '.join(bad)}; {kept}; "
+                                f"{self.run_dir}: step {step}: non-finite loss {', '.join(bad_names)}; {kept}; "
                                 "lower optim.lr (--set optim.lr=...) and continue with --resume"
                             )
                         logger.scalars(step, means, prefix="loss/")
@@ -272,22 +318,72 @@ class Trainer:
                         sums.clear()
                         count = 0
                     if info.is_main and test_set is not None and (step % tcfg.sample_every == 0 or last):
-                        evals = self.evaluate(test_set)
-                        if evals:
-                            logger.scalars(step, evals, prefix="eval/")
-                            result.evals.append((step, evals))
-                        logger.image(step, "samples", self.sample_grid(test_set))
+                        try:
+                            evals = self.evaluate(test_set)
+                            if evals:
+                                logger.scalars(step, evals, prefix="eval/")
+                                result.evals.append((step, evals))
+                            logger.image(step, "samples", self.sample_grid(test_set))
+                        except DataError as err:
+                            # a held-out image that cannot be decoded: stop before the next step
+                            # (after this step's checkpoint), with the other ranks
+                            pending = BadItem.of(err)
                     if step % tcfg.checkpoint_every == 0 or last:
                         if info.is_main:
                             result.checkpoint = self.save(step, sampler)
                     if step >= tcfg.iterations:
                         break
+            if pending is not None:  # met at the last step: its checkpoint is written
+                self._raise_bad_data(step, pending, result.checkpoint, True)
             result.step = step
         finally:
+            stop.__exit__(None, None, None)
             logger.close()
-            del loader
+            _shutdown_workers(loader_iter)
+            del loader, loader_iter
         result.seconds = time.perf_counter() - t0
         return result
+
+    # -- stopping early (a signal, an unreadable image) -----------------------------------
+
+    def _stop(self, step: int, sampler: ResumableBatchSampler, stop: StopSignals, signum: int,
+              bad: BadItem | None, from_test: bool) -> NoReturn:
+        """Save the last completed step (rank 0, if no checkpoint holds it yet) and raise
+        :class:`Interrupted` (a signal) or the unreadable file's error; every rank calls it at the
+        same step, and every rank's line names the file (gathered from the rank that met it)."""
+        stop.doing = f"saving step {step}"
+        kept = self._save_stopped(step, sampler) if self.info.is_main else None
+        kept = first_message(kept, self.info.distributed)
+        if signum:
+            raise Interrupted(signum, f"{signal_name(signum)} after step {step}: {kept}; "
+                                      f"continue with --resume (posetransfer train --resume {self.run_dir})")  # fmt: skip
+        found = first_message(bad, self.info.distributed)
+        self._raise_bad_data(step, found if isinstance(found, BadItem) else BadItem("an unreadable item on another rank"),
+                             kept, from_test)  # fmt: skip
+
+    def _save_stopped(self, step: int, sampler: ResumableBatchSampler) -> str:
+        """Checkpoint ``step`` unless the newest checkpoint already holds it; says what was kept."""
+        latest = ckpt_io.latest_checkpoint(self.run_dir, strict=False)
+        latest_step = int(ckpt_io.read_model_json(latest).get("step", -1)) if latest is not None else None
+        if latest is not None and latest_step == step:
+            return f"checkpoint {latest} holds it"
+        if step == 0:
+            return "no step was completed, nothing to save"
+        return f"saved checkpoint {self.save(step, sampler)}"
+
+    def _raise_bad_data(self, step: int, bad: BadItem, kept: Any, from_test: bool) -> NoReturn:
+        split = "test" if from_test else "train"
+        source = getattr(self.config.data, split, None)
+        check = "posetransfer data check"
+        if source is not None:
+            check += f" {source.path}" + (f" --split {source.split}" if source.split else "")
+        where = "at the held-out pass after step" if from_test else "in the batch after step"
+        kept = kept if isinstance(kept, str) else f"checkpoint {kept}" if kept else "no checkpoint"
+        advice = (f"met {where} {step} ({kept}); fix or replace the file ({check} lists every unreadable "
+                  "image), then continue with --resume")
+        if bad.path is not None and bad.problem is not None:
+            raise DataError(bad.path, f"{bad.problem}; {advice}")
+        raise TrainingError(f"{bad.message}; {advice}")
 
     # ------------------------------------------------------------------------------------
 

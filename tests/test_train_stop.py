@@ -282,3 +282,22 @@ def test_device_path_decodes_before_the_first_step(world, tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and line.startswith(f"posetransfer train: error: {image}: unreadable image"), line
     assert ck.latest_checkpoint(run).name == ck.step_dirname(3)
     assert (ck.latest_checkpoint(run) / "g1.safetensors").read_bytes() == before
+
+
+def test_the_stop_flags_travel_on_a_cpu_group_beside_nccl(tmp_path, monkeypatch):
+    """Under NCCL the flags go through a gloo group made once (no GPU synchronisation a step);
+    here a one-rank gloo world stands in, with the default group's backend reported as nccl."""
+    import torch.distributed as dist
+
+    from posetransfer.training import stopping
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert stopping.agree([0, 1, 0], True) == [0, 1, 0] and stopping._FLAG_GROUPS == {}  # gloo: the default group
+        monkeypatch.setattr(dist, "get_backend", lambda group=None: "nccl")
+        assert stopping.agree([15, 0, 1], True) == [15, 0, 1]
+        side = stopping._FLAG_GROUPS[dist.group.WORLD]
+        assert stopping.agree([2, 2, 2], True) == [2, 2, 2] and stopping._FLAG_GROUPS[dist.group.WORLD] is side
+    finally:
+        stopping._FLAG_GROUPS.clear()
+        dist.destroy_process_group()

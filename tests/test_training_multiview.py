@@ -266,6 +266,32 @@ def test_pix2pix_baseline_trains_and_generates(synth, tmp_path):
     assert gen(batch)["generated"].shape == (3, 3, 64, 32)
 
 
+def test_held_out_passes_do_not_change_the_training_run(synth, tmp_path, monkeypatch):
+    """pix2pix's dropout draws from torch's global generator (here a noise term stands in for it:
+    the tiny pix2pix is too shallow for dropout layers); the held-out losses and sample grids run in
+    a fork of it, so how often they run does not change the trained weights."""
+    from safetensors.torch import load_file
+
+    from posetransfer.models.multiview import Pix2PixGenerator
+
+    forward = Pix2PixGenerator.forward
+
+    def noisy(self, *args, **kwargs):
+        out = forward(self, *args, **kwargs)
+        return out + 0.1 * torch.randn_like(out) if self.training else out
+
+    monkeypatch.setattr(Pix2PixGenerator, "forward", noisy)
+
+    steps = ["train.iterations=3", "train.log_every=1", "train.checkpoint_every=3"]
+    often = train(TINY, tmp_path / "often", progress=False,
+                  overrides=pix2pix_args(synth) + steps + ["train.sample_every=1", "train.eval_batches=1"])  # fmt: skip
+    never = train(TINY, tmp_path / "never", progress=False,
+                  overrides=pix2pix_args(synth) + steps + ["train.sample_every=100000", "train.eval_batches=0"])  # fmt: skip
+    assert len(often.evals) == 4 and not never.evals
+    a, b = (load_file(str(ck.latest_checkpoint(r.run_dir) / "g.safetensors")) for r in (often, never))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 # ----------------------------------------------------------------------------------------------
 # Inference: generate, evaluate, transfer
 

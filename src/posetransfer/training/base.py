@@ -631,38 +631,47 @@ class Trainer:
         was_training = self._eval_mode()
         sums: dict[str, float] = defaultdict(float)
         n = 0
-        try:
-            for batch in self._eval_loader(dataset, tcfg.eval_batches * local):
-                batch = self._to_device(batch)
-                with self._autocast():
-                    values = self.task.eval_losses(self.nets, batch)
-                size = next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
-                for k, v in values.items():
-                    sums[k] += float(v) * size
-                n += size
-        finally:
-            for m in was_training:
-                m.train()
+        with self._own_rng():
+            try:
+                for batch in self._eval_loader(dataset, tcfg.eval_batches * local):
+                    batch = self._to_device(batch)
+                    with self._autocast():
+                        values = self.task.eval_losses(self.nets, batch)
+                    size = next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
+                    for k, v in values.items():
+                        sums[k] += float(v) * size
+                    n += size
+            finally:
+                for m in was_training:
+                    m.train()
         return {k: v / n for k, v in sums.items()} if n else {}
+
+    def _own_rng(self):
+        """The held-out passes draw from torch's global generators (the DataLoader's seed, dropout)
+        inside a fork of them: training then does not depend on ``sample_every`` / ``eval_batches``
+        (a pix2pix step's dropout would otherwise see other numbers when they change)."""
+        devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()] if self.device.type == "cuda" else []
+        return torch.random.fork_rng(devices=devices)
 
     @torch.no_grad()
     def sample_grid(self, dataset: Dataset) -> np.ndarray:
         """An image grid of the first ``train.sample_count`` test pairs (columns from ``task.visuals``)."""
         was_training = self._eval_mode()
-        try:
-            rows: list[list[torch.Tensor]] = []
-            labels: list[str] = []
-            for batch in self._eval_loader(dataset, self.config.train.sample_count):
-                batch = self._to_device(batch)
-                with self._autocast():
-                    outputs = self.task.generate(self.nets, batch)
-                columns = self.task.visuals(batch, outputs)
-                labels = [title for title, _ in columns]
-                for i in range(columns[0][1].shape[0]):
-                    rows.append([img[i].float().clamp(-1, 1).cpu() for _, img in columns])
-        finally:
-            for m in was_training:
-                m.train()
+        rows: list[list[torch.Tensor]] = []
+        labels: list[str] = []
+        with self._own_rng():
+            try:
+                for batch in self._eval_loader(dataset, self.config.train.sample_count):
+                    batch = self._to_device(batch)
+                    with self._autocast():
+                        outputs = self.task.generate(self.nets, batch)
+                    columns = self.task.visuals(batch, outputs)
+                    labels = [title for title, _ in columns]
+                    for i in range(columns[0][1].shape[0]):
+                        rows.append([img[i].float().clamp(-1, 1).cpu() for _, img in columns])
+            finally:
+                for m in was_training:
+                    m.train()
         return make_grid(rows, labels=labels)
 
     # -- checkpoints -----------------------------------------------------------------------

@@ -111,3 +111,34 @@ def test_a_group_run_on_the_device_data_path_trains_like_the_worker_path(people,
             torch.testing.assert_close(device.networks[name].state_dict()[k], p, rtol=1e-4, atol=1e-6, msg=f"{name}.{k}")
     # and the steps moved the generator (the comparison is not of untrained weights)
     assert workers.losses[0][1]["gen/l1"] != workers.losses[-1][1]["gen/l1"]
+
+
+def test_a_group_run_on_the_device_data_path_resumes_exactly_and_stops_on_a_bad_image(people, tmp_path, capsys):
+    import shutil
+
+    from posetransfer.cli import main
+    from posetransfer.errors import EXIT_BAD_INPUT
+    from posetransfer.training import checkpoint as ck
+
+    data = tmp_path / "people"
+    shutil.copytree(people, data)
+    sets = [f"data.train={data / 'train'}", f"data.test={data / 'test'}", "train.data_path=device", "train.log_every=1",
+            "train.sample_every=100000", "train.eval_batches=0", "train.checkpoint_every=2"]  # fmt: skip
+    args = [a for s in sets for a in ("--set", s)]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(["train", str(MULTIVIEW_TINY), "--out", str(straight), "--no-progress", *args, "--set", "train.iterations=4"]) == 0
+    assert main(["train", str(MULTIVIEW_TINY), "--out", str(split), "--no-progress", *args, "--set", "train.iterations=2"]) == 0
+    assert main(["train", "--resume", str(split), "--no-progress", "--set", "train.iterations=4"]) == 0
+    a, b = ck.latest_checkpoint(straight), ck.latest_checkpoint(split)
+    assert a.name == b.name == ck.step_dirname(4)
+    for name in ("g", "d_image", "d_pose"):
+        assert (a / f"{name}.safetensors").read_bytes() == (b / f"{name}.safetensors").read_bytes(), name
+    # every photo is decoded before the run folder is made: a bad one is one line, nothing written
+    image = sorted((data / "train" / "images").iterdir())[-1]
+    image.write_bytes(image.read_bytes()[:100])
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    code = main(["train", str(MULTIVIEW_TINY), "--out", str(bad), "--no-progress", *args, "--set", "train.iterations=2"])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == EXIT_BAD_INPUT and line.startswith(f"posetransfer train: error: {image}: unreadable image"), line
+    assert not bad.exists()

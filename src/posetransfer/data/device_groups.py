@@ -151,9 +151,7 @@ class GroupDeviceBatches:
         # one gather and one augmentation call for every photo of the batch: sources item by item,
         # then the targets, then the unpaired photos
         names = [n for _, sources, _ in drawn for n in sources] + [t for t, _, _ in drawn]
-        others = [o for _, _, o in drawn if o is not None]
-        if others and len(others) != b:
-            raise ConfigError("train.data_path=device: some items of the batch have an unpaired pose and some not")
+        others = [o for _, _, o in drawn if o is not None]  # all or none: ``unpaired`` is the data set's
         names += others
         params: list[AugmentParams | None] = []
         per_item = [self.params(e, i, k + 1 + (o is not None)) for (e, i), k, (_, _, o) in zip(keys, counts, drawn)]

@@ -9,7 +9,9 @@
 #    download here; the speed does not depend on the weights);
 # 3. bench infer --device cuda (G1, G1+G2, multi-view at 128x64 and 256x176);
 # 4. a 2-minute real training run of the Market G1 recipe on synthetic people (device data path),
-#    its length set from step 2's measured images/s;
+#    its length set from step 2's measured images/s; then 150 steps of the multi-view Market
+#    (G+D_I+D_P)-M recipe on them, on the device data path and on the worker path, and
+#    bench data (batches/s of both data paths, no network) for the multi-view recipes;
 # 5. when time is left, the Market G1 step compiled (inductor).
 # A dry run of the wiring on a machine without a GPU: DEVICE=cpu QUICK=1 scripts/device_check.sh
 # (tiny widths and batches, a few steps; the figures mean nothing then).
@@ -168,6 +170,34 @@ if [ -d "$DATA/train" ]; then
     --set train.log_every=100 "${RUN_SET[@]}" --no-progress
   note "real run: $ITER steps in $(( $(date +%s) - T0 ))s wall (start-up and decoding included)"
 fi
+# 4b. the multi-view Market (G+D_I+D_P)-M recipe on the same people, device data path then
+#     workers (bench train times synthetic in-memory batches, so it has no data path to choose):
+#     the wall time of each, start-up included
+MV_ITER=150; MV_SET=()
+if [ "$QUICK" = 1 ]; then MV_ITER=3; MV_SET=(--set model.g.base_channels=8 --set model.g.pose_base_channels=8
+  --set model.d_image.base_channels=8 --set model.d_pose.base_channels=8 --set data.max_sources=3); fi
+if [ -d "$DATA/train" ]; then
+  for MV_PATH in device workers; do
+    T0=$(date +%s)
+    step "real_run_multiview_$MV_PATH" 45 "$PYTHON" -m posetransfer.cli train configs/multiview/market/g_di_dp_m.yaml \
+      --out "$WORK/run_multiview_$MV_PATH" --set "data.train=$DATA/train" --set "data.test=$DATA/test" \
+      --set "train.device=$DEVICE" --set "train.data_path=$MV_PATH" --set "loss.vgg_weights=$VGG" \
+      --set "train.iterations=$MV_ITER" --set "train.checkpoint_every=$MV_ITER" --set train.sample_every=1000000 \
+      --set train.eval_batches=1 --set train.log_every=50 "${MV_SET[@]}" --no-progress
+    note "real run multiview ($MV_PATH data path): $MV_ITER steps in $(( $(date +%s) - T0 ))s wall"
+    rm -rf "$WORK/run_multiview_$MV_PATH/checkpoints" 2>/dev/null
+  done
+fi
+# 4c. bench data: the multi-view recipes' batches/s on each data path (no network)
+if [ "$QUICK" = 1 ]; then BD=(--batches 2 --identities 8 --set train.batch_size=2)
+else BD=(--batches 50 --identities 100 --set train.batch_size=8); fi
+step data_market_multiview 45 "$PYTHON" -m posetransfer.cli bench data --config configs/multiview/market/g_di_dp_m.yaml \
+  --synth 128x64 --device "$DEVICE" "${BD[@]}" --json
+step data_deepfashion_multiview 60 "$PYTHON" -m posetransfer.cli bench data --config configs/multiview/deepfashion/g_di_dp_m.yaml \
+  --synth 256x256 --device "$DEVICE" "${BD[@]}" --json
+for name in data_market_multiview data_deepfashion_multiview; do
+  [ -s "$WORK/$name.out" ] && cp "$WORK/$name.out" "$WORK/$name.json"
+done
 # keep the run's logs and config, not the data or the weights
 rm -rf "$DATA" "$WORK/run/checkpoints" "$VGG" 2>/dev/null
 

@@ -3,7 +3,7 @@
     python scripts/device_report.py DEVICE_OUT/results.json [DEVICE_OUT/summary.txt]
 
 Prints the steps' exit status, the training benchmarks (images/s, TFLOP/s, MFU, peak memory)
-and the inference benchmark (ms per image, frames/s) with the goals of issue 14 beside the
+the inference benchmark (ms per image, frames/s) and the data paths (``bench data``) with the goals of issue 14 beside the
 figures they concern, so that what is recorded is what the run measured. Standard library only:
 it runs where the results are read, not where they were made.
 """
@@ -70,6 +70,17 @@ def report(results: dict, summary: str | None = None) -> str:
                 f"| {r['model']} | {r['dataset']} | {size[0]}x{size[1]} | {r['batch']} | {r['precision']} "
                 f"| {_num(r['ms_per_image'], '{:.3f}')} | {_num(r['frames_per_s'], '{:.0f}')} | {_goal(r['frames_per_s'], g)} |"
             )
+    data = [(name, b) for name, b in bench.items() if name.startswith("data_") and b.get("results")]
+    if data:
+        lines += ["", "Data paths (`bench data`, no network):", "",
+                  "| benchmark | device | batch | path | start s | batches/s | items/s | photos/s |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for name, b in data:
+            for r in b["results"]:
+                lines.append(
+                    f"| {name} ({b.get('description', '')}) | {b.get('device')} | {b.get('batch_size')} | {r['path']} "
+                    f"| {_num(r.get('start_s'), '{:.2f}')} | {_num(r.get('batches_per_s'))} | {_num(r.get('items_per_s'))} "
+                    f"| {_num(r.get('photos_per_s'))} |"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -15,8 +15,10 @@ from torch.utils.data import default_collate
 from posetransfer.bench.train import bench_train, synthetic_pair_batch
 from posetransfer.data import device as dd
 from posetransfer.data.datasets import PairDataset
+from posetransfer.data.device_groups import GroupDeviceBatches
+from posetransfer.data.groups import IdentityGroups
 from posetransfer.data.transforms import Augment
-from posetransfer.training.base import Trainer
+from posetransfer.training.base import Trainer, train
 from posetransfer.training.config import load_config
 from posetransfer.utils.perf import inference_settings
 
@@ -59,6 +61,45 @@ def test_pinned_host_bank_when_the_device_is_too_small(people, monkeypatch):
     batches = dd.DeviceBatches(PairDataset(people), [[0, 1, 2]], CUDA)
     assert batches.bank.where == "pinned host" and batches.bank.images.is_pinned()
     assert next(iter(batches))["target_image"].is_cuda
+
+
+def test_group_batches_on_cuda_equal_the_cpu_ones_and_the_worker_path(people):
+    """The multi-view device path (data/device_groups.py) on the GPU: K padded, p~, warps."""
+    ds = IdentityGroups(people, min_sources=1, max_sources=3, pad_to=5, augment=Augment(flip=0.5, crop=(0.8, 1.0), rotation=10.0),
+                        seed=3)  # fmt: skip
+    items = [[(1, i) for i in range(len(ds))]]
+    gpu = GroupDeviceBatches(ds, items, CUDA)
+    assert gpu.bank.where == "device" and gpu.bank.images.is_cuda
+    got = next(iter(gpu))
+    cpu = next(iter(GroupDeviceBatches(ds, items, "cpu")))
+    ds.set_epoch(1)
+    want = default_collate([ds[i] for i in range(len(ds))])
+    assert set(got) == set(want)
+    for key, value in want.items():
+        if not torch.is_tensor(value):
+            assert got[key] == value, key
+            continue
+        assert got[key].is_cuda and got[key].shape == value.shape and got[key].dtype == value.dtype, key
+        if "image" in key:
+            assert ((got[key].cpu() - value).abs() * 127.5).mean() < 0.5, key
+            assert ((got[key].cpu() - cpu[key]).abs() * 127.5).max() <= 2, key
+        else:  # keypoints, num_sources, the pose mask and the stick figures (drawn on the host)
+            torch.testing.assert_close(got[key].cpu(), value, atol=1e-4, rtol=0, msg=key)
+    torch.testing.assert_close(GroupDeviceBatches(ds, [], CUDA, stick="device").batch(items[0])["target_stick"].cpu(),
+                               got["target_stick"].cpu(), atol=1.0, rtol=0)  # fmt: skip
+
+
+def test_multiview_run_on_cuda_with_the_device_data_path(people, tmp_path):
+    over = [f"data.train={people}", f"data.test={people}", "data.image_size=[128, 64]", "data.crop=null", "data.rotation=0.0",
+            "train.device=cuda", "train.iterations=3", "train.log_every=1", "train.sample_every=100000",
+            "train.eval_batches=0", "train.checkpoint_every=3"]  # fmt: skip
+    config = REPO / "configs" / "debug" / "multiview_tiny.yaml"
+    workers = train(config, tmp_path / "workers", overrides=over, progress=False)
+    device = train(config, tmp_path / "device", overrides=[*over, "train.data_path=device"], progress=False)
+    assert [s for s, _ in device.losses] == [1, 2, 3]
+    # the same first batch and weights: the same first losses (cuDNN may reorder sums)
+    for k, v in workers.losses[0][1].items():
+        assert device.losses[0][1][k] == pytest.approx(v, rel=1e-3, abs=1e-5), k
 
 
 @pytest.mark.parametrize("compile_", [False, True])

@@ -52,3 +52,16 @@ def test_an_unreadable_results_file_is_one_line(tmp_path):
     bad.write_text("{not json")
     out = subprocess.run([sys.executable, str(SCRIPT), str(bad)], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and str(bad) in out.stderr
+
+
+def test_the_data_path_benchmarks_get_their_table(tmp_path):
+    data = {"description": "mv", "device": "cuda:0", "batch_size": 8, "results": [
+        {"path": "workers", "start_s": 1.5, "batches_per_s": 20.0, "items_per_s": 160.0, "photos_per_s": 700.0},
+        {"path": "device", "start_s": 3.25, "batches_per_s": 200.0, "items_per_s": 1600.0, "photos_per_s": 7000.0}]}  # fmt: skip
+    out = _run(tmp_path, {"steps": {"data_market_multiview": {"exit": 0, "seconds": 12}},
+                          "benchmarks": {"data_market_multiview": data}})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "| data_market_multiview (mv) | cuda:0 | 8 | workers | 1.50 | 20.0 | 160.0 | 700.0 |" in out.stdout
+    assert "| data_market_multiview (mv) | cuda:0 | 8 | device | 3.25 | 200.0 | 1600.0 | 7000.0 |" in out.stdout
+    # not mistaken for a training benchmark
+    assert "images/s" in out.stdout and out.stdout.count("data_market_multiview (mv)") == 2

@@ -12,6 +12,8 @@ writing one such function and listing it in :data:`SUBCOMMANDS`.
   default malloc; ``--baseline``) at the Market recipe; ``--compare`` runs both.
 * ``bench infer`` (:mod:`posetransfer.bench.infer`): G1, G1+G2 and the multi-view generator at
   both data sets' sizes: ms/image, frames/s, fraction of peak.
+* ``bench data`` (:mod:`posetransfer.bench.data`): a config's training batches/s on the worker and
+  the device data path (no network).
 * ``bench precision``: a config trained in fp32 and in bf16, the loss curves compared.
 """
 
@@ -143,6 +145,56 @@ def _register_train(group: argparse._SubParsersAction) -> None:
     mode.add_argument("--compare", action="store_true", help="run the reference and the config's settings; print the ratio")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run_train)
+
+
+# ---- bench data --------------------------------------------------------------------------------
+
+
+def run_data(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import torch
+
+    from posetransfer.bench.data import bench_data, format_data
+    from posetransfer.training.config import load_config
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="posetransfer-bench-data-") as tmp:
+        overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
+        if args.synth is not None:
+            from posetransfer.data.synth import synthesize
+
+            data = Path(tmp) / "data"
+            synthesize(data, size=args.synth, identities=args.identities, views=4, seed=0, progress=False)
+            overrides += [f"data.train={data / 'train'}", f"data.test={data / 'test'}"]
+        report = bench_data(load_config(args.config, overrides), batches=args.batches, paths=tuple(args.paths))
+    print(json.dumps(report, indent=2) if args.json else "\n".join(format_data(report)))
+    return 0
+
+
+def _register_data(group: argparse._SubParsersAction) -> None:
+    p = group.add_parser(
+        "data",
+        help="time a config's training batches on the worker and the device data path",
+        description="Batches/s of CONFIG's training data (its augmentation and encodings, no network) on "
+        "train.data_path workers (train.num_workers processes) and device (images decoded once, batches "
+        "made on the training device); the start-up (worker processes, decoding) is reported apart.",
+    )
+    p.add_argument("--config", type=Path, required=True, metavar="CONFIG", help="a training config (YAML)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.num_workers=4 (repeatable)")  # fmt: skip
+    p.add_argument("--synth", type=size_hw, default=None, metavar="HxW",
+                   help="use a fresh synthetic data set of this size (data.train/test point at it)")  # fmt: skip
+    p.add_argument("--identities", type=positive_int, default=40, metavar="N", help="synthetic identities (default 40)")
+    p.add_argument("--batches", type=positive_int, default=20, metavar="N", help="timed batches per path (default 20)")
+    p.add_argument("--paths", nargs="+", choices=("workers", "device"), default=["workers", "device"],
+                   help="the data paths to time (default both)")  # fmt: skip
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="the training device (default: the config's train.device)")  # fmt: skip
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch intra-op threads")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run_data)
 
 
 # ---- bench precision ---------------------------------------------------------------------------
@@ -326,6 +378,7 @@ def run_animate(args: argparse.Namespace) -> int:
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _register_encodings,
     _register_train,
+    _register_data,
     _register_infer,
     _register_precision,
     _register_animate,

@@ -8,7 +8,8 @@ memory), and each batch is gathered, augmented (flip, crop, rotation, with the k
 encoded (heatmaps, stick figure, coordinates) in torch, batched, on the training device; the
 pose mask, whose protocols reproduce released scripts pixel for pixel, comes from
 :func:`posetransfer.pose.encodings.pose_mask` itself, batched on the host from the augmented
-keypoints. ``train.data_path: device`` selects it (PG2 pair tasks).
+keypoints. ``train.data_path: device`` selects it (PG2 pair tasks; the identity groups of the
+multi-view and pix2pix tasks: :mod:`posetransfer.data.device_groups`).
 
 Both paths give the same batch: the augmentation parameters are drawn on the host from the same
 per-item generator (seed, epoch, index) and in the same order as :class:`PairDataset`, and the

@@ -235,9 +235,9 @@ class Trainer:
         if tcfg.data_path == "device":
             # every image decoded once, batches encoded and augmented on the device (each rank
             # draws its shard of indices from the same sampler as the worker path)
-            from posetransfer.data.device import DeviceBatches
+            from posetransfer.data.device_groups import device_batches
 
-            loader: Any = DeviceBatches(train_set, _EpochTagged(sampler), self.device)
+            loader: Any = device_batches(train_set, _EpochTagged(sampler), self.device)
         else:
             loader = DataLoader(
                 _EpochItems(train_set),

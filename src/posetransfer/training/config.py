@@ -198,7 +198,8 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     #: where batches are made: "workers" (data-loader processes, any data set size) or "device"
     #: (every image decoded once and held as uint8, encodings and augmentation computed for the
-    #: whole batch on the training device: :mod:`posetransfer.data.device`; PG2 pair tasks)
+    #: whole batch on the training device: :mod:`posetransfer.data.device` for the PG2 pair tasks,
+    #: :mod:`posetransfer.data.device_groups` for the multi-view and pix2pix identity groups)
     data_path: Literal["workers", "device"] = "workers"
     #: micro-batches per optimizer step (gradients accumulated; batch_size must divide evenly)
     grad_accum: PositiveInt = 1

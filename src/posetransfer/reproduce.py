@@ -199,7 +199,8 @@ def _train_stage(stage: Stage, progress: bool, log: Callable[[str], None]) -> Pa
 
 
 def _generate_stage(ckpt: Path, config: Any, gen_dir: Path, device: str, batch_size: int, progress: bool,
-                    log: Callable[[str], None]) -> None:  # fmt: skip
+                    log: Callable[[str], None]) -> bool:  # fmt: skip
+    """Generate the test split unless finished for ``ckpt``; True when images were written."""
     from posetransfer.evaluation.paper import read_generated_record
     from posetransfer.inference import generate_pairs
     from posetransfer.training import checkpoint as ckpt_io
@@ -209,7 +210,7 @@ def _generate_stage(ckpt: Path, config: Any, gen_dir: Path, device: str, batch_s
     same = record is not None and record.get("checkpoint") == str(ckpt.resolve()) and record.get("step") == step
     if same and record.get("finished"):
         log(f"  finished earlier: {gen_dir} ({record.get('pairs')} pairs of step {step}); skipped")
-        return
+        return False
     if record is not None and not same:
         log(f"  {gen_dir} holds the images of {record.get('checkpoint')} (step {record.get('step')}); generating them again")
         shutil.rmtree(gen_dir)
@@ -220,6 +221,7 @@ def _generate_stage(ckpt: Path, config: Any, gen_dir: Path, device: str, batch_s
                              progress=progress, resume=True)  # fmt: skip
     kept = f" ({summary['skipped']} already there)" if summary["skipped"] else ""
     log(f"  wrote {summary['images']} images to {gen_dir}{kept}")
+    return True
 
 
 def _metric_plan(metrics: Sequence[str] | None, paper: dict | None, weights: Any) -> list[str]:
@@ -309,8 +311,10 @@ def reproduce(
         ckpt = run(i, f"train {stage.label}{role} -> {stage.run_dir}", lambda s=stage: _train_stage(s, progress, log))
     assert ckpt is not None
     gen_dir, report = out / "generated" / row.label, out / "reports" / row.label
-    run(total - 1, f"generate the test split -> {gen_dir}",
-        lambda: _generate_stage(ckpt, row.config, gen_dir, device, batch_size, progress, log))  # fmt: skip
+    wrote = run(total - 1, f"generate the test split -> {gen_dir}",
+                lambda: _generate_stage(ckpt, row.config, gen_dir, device, batch_size, progress, log))  # fmt: skip
+    if wrote:  # new images: an earlier report of this folder is not of them
+        (report / REPRODUCE_JSON).unlink(missing_ok=True)
     run(total, f"evaluate ({', '.join(plan)}) -> {report}",
         lambda: _evaluate_stage(ckpt, row.config, gen_dir, report, plan, weights, f"{row.label} (ours)", progress, log))  # fmt: skip
     table = (report / "table.md").read_text(encoding="utf-8")

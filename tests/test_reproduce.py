@@ -148,10 +148,11 @@ def synth(tmp_path_factory):
     return data
 
 
-def _args(config: str, out: Path, data: Path, *extra: str) -> list[str]:
+def _args(config: str, out: Path, data: Path, *extra: str, metrics: str | None = "ssim_pg2,mask_ssim_pg2") -> list[str]:
     sets = [a for s in TINY for a in ("--set", s)]
+    chosen = ["--metrics", metrics] if metrics else []
     return ["reproduce", config, "--out", str(out), "--data", str(data), "--device", "cpu", "--no-progress",
-            "--metrics", "ssim_pg2,mask_ssim_pg2", *sets, *extra]  # fmt: skip
+            *chosen, *sets, *extra]  # fmt: skip
 
 
 def _step(run: Path) -> int:
@@ -324,4 +325,25 @@ def test_reproduce_errors_before_any_work(synth, tmp_path, capsys):
     bad.write_text(f"base: {CONFIGS / 'pg2' / 'market' / 'g1_l1.yaml'}\npaper: {{metrics: {{ssim_pg3: 0.3}}}}\n")
     assert main(_args(str(bad), out, synth)) == EXIT_BAD_INPUT
     assert "paper.metrics: unknown metric ssim_pg3" in capsys.readouterr().err
+    # the published IS needs the Inception weights: a missing file is reported before any training
+    assert main(_args(ROW, out, synth, "--inception-weights", str(tmp_path / "nowhere.pth"), metrics=None)) == EXIT_BAD_INPUT
+    assert f"{tmp_path / 'nowhere.pth'}: weights file does not exist" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("path", ROWS, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_every_row_plans_its_stages(path, synth, tmp_path):
+    """Every shipped row: its stages (G1+G2+D: the G1-poseMaskLoss recipe beside it first), each
+    config pointed at --data with its split, the row's init_from at the stage-I run folder."""
+    from posetransfer.reproduce import plan_stages
+
+    stages = plan_stages(path, tmp_path / "out", [], synth)
+    want = ["g1_posemaskloss", "g1_g2_d"] if path.stem == "g1_g2_d" else [path.stem]
+    assert [s.label for s in stages] == want
+    for stage in stages:
+        assert stage.run_dir == tmp_path / "out" / "runs" / stage.label
+        assert (stage.config.data.train.path, stage.config.data.train.split) == (str(synth), "train")
+        assert (stage.config.data.test.path, stage.config.data.test.split) == (str(synth), "test")
+    if len(stages) == 2:
+        assert stages[1].config.init_from == {"g1": str(stages[0].run_dir)}
+        assert stages[0].config_path == path.parent / "g1_posemaskloss.yaml"

@@ -235,6 +235,21 @@ def _metric_plan(metrics: Sequence[str] | None, paper: dict | None, weights: Any
     return list(dict.fromkeys([*plan, *((paper or {}).get("metrics") or {})]))
 
 
+def _fetch_weights(plan: Sequence[str], weights: Any) -> None:
+    """The pretrained files of the planned metrics, found or downloaded now (into ``weights``): a
+    missing file is reported before the training, not after it."""
+    from posetransfer.evaluation import metrics as M
+    from posetransfer.utils.weights import resolve_weights
+
+    if any(m in M.INCEPTION_METRICS for m in plan):
+        weights.inception = str(resolve_weights("fid_inception", weights.inception))
+    if any(m in plan for m in ("lpips", "lpips_gfla", "mask_lpips_gfla", "lpips_pidm")):
+        weights.alexnet = str(resolve_weights("alexnet", weights.alexnet))
+        weights.lpips = str(resolve_weights("lpips_alex", weights.lpips))
+    if any(m in plan for m in ("fid_gfla", "fid_pidm", "fid_cfld")):
+        weights.inception_gfla = str(resolve_weights("inception_v3_google", weights.inception_gfla))
+
+
 def _evaluate_stage(ckpt: Path, config: Any, gen_dir: Path, report: Path, plan: list[str], weights: Any, name: str,
                     progress: bool, log: Callable[[str], None]) -> None:  # fmt: skip
     from posetransfer.evaluation.evaluate import run_evaluation
@@ -293,6 +308,7 @@ def reproduce(
         log(f"note: {config_path} has no paper: section; the report shows our numbers only")
     weights = weights or WeightPaths()
     plan = _metric_plan(metrics, paper, weights)
+    _fetch_weights(plan, weights)
     total = len(stages) + 2
     timings: list[tuple[str, float, str]] = []
 

@@ -347,3 +347,12 @@ def test_every_row_plans_its_stages(path, synth, tmp_path):
     if len(stages) == 2:
         assert stages[1].config.init_from == {"g1": str(stages[0].run_dir)}
         assert stages[0].config_path == path.parent / "g1_posemaskloss.yaml"
+
+
+def test_a_run_of_ones_own_replaces_the_dependency(synth, tmp_path):
+    from posetransfer.reproduce import plan_stages
+
+    stages = plan_stages(ROW, tmp_path / "out", ["init_from.g1=/runs/mine", "model.g1.base_channels=8"], synth)
+    assert [s.label for s in stages] == ["g1_g2_d"]
+    assert stages[0].config.init_from == {"g1": "/runs/mine"}
+    assert "model.g1.base_channels=8" not in stages[0].overrides  # stage II builds no G1 from its config

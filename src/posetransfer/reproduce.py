@@ -7,7 +7,7 @@ For a table-row recipe (``configs/<model>/<dataset>/<row>.yaml``) it runs, in or
    ``init_from`` names (``init_from: {g1: runs/pg2/market/g1_posemaskloss}`` ->
    ``g1_posemaskloss.yaml`` in the same folder), trained into ``OUT/runs/<that row>``; the
    row's ``init_from`` then points there. ``--set init_from.g1=RUN`` uses a run of one's own
-   instead (no dependency is trained);
+   instead (no dependency is trained). One level: a dependency's own ``init_from`` is not followed;
 2. the row's training into ``OUT/runs/<row>``;
 3. ``generate`` on the test split (``data.test``) into ``OUT/generated/<row>``;
 4. ``evaluate`` into ``OUT/reports/<row>`` (``metrics.json``, ``table.md``, ``report.html``) with
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posetransfer.errors import CheckpointError, ConfigError, DataError, Interrupted, OutputError
+from posetransfer.errors import CheckpointError, ConfigError, Interrupted, OutputError
 
 __all__ = ["reproduce", "plan_stages", "Stage", "REPRODUCE_JSON"]
 
@@ -109,7 +109,8 @@ def plan_stages(config_path: str | Path, out: str | Path, overrides: Sequence[st
     if getattr(row.data, "test", None) is None:
         raise ConfigError(f"{config_path}: data.test is not set; reproduce generates and evaluates the test split")
     extra = [f"train.device={device}"] if device else []
-    own_init = {parse_override(t)[0][1] for t in overrides if parse_override(t)[0][0] == "init_from" and len(parse_override(t)[0]) > 1}
+    keys = [parse_override(t)[0] for t in overrides]
+    own_init = {k[1] for k in keys if k[0] == "init_from" and len(k) > 1}  # the user's own runs: no dependency
     stages: list[Stage] = []
     row_sets = _data_overrides(row, data) + extra + _stage_overrides(overrides, config_path, "row")
     for net, ref in row.init_from.items():

@@ -246,9 +246,21 @@ def test_reproduce_a_stage_two_row_interrupted_and_rerun(synth, tmp_path, monkey
     assert main(_args(ROW, out, synth)) == 0
     captured = capsys.readouterr()
     assert steps == [] and captured.out == table and captured.err.count("finished earlier") == 4
+    monkeypatch.undo()
+    monkeypatch.setattr(Trainer, "train_step", counting_step)
 
-    # 5) a changed network on rerun is refused in one line; evaluate --compare shows the published row too
-    assert main(_args(ROW, out, synth, "--set", "model.g1.base_channels=8")) == EXIT_BAD_INPUT
+    # 5) a longer budget: both runs continue (one step each), stage II is warned that it refines the
+    # G1 it loaded before stage I went on; new images, a new report
+    assert main(_args(ROW, out, synth, "--set", "train.iterations=4")) == 0
+    err = capsys.readouterr().err
+    assert steps == ["pg2_stage1", "pg2_stage2"] and (_step(stage1), _step(stage2)) == (4, 4)
+    assert (f"warning: {stage2} holds another g1 than {ck.latest_checkpoint(stage1)} (the stage-I run went on "
+            "after this one loaded it)") in err  # fmt: skip
+    assert "holds the images of" in err and "generating them again" in err
+    assert json.loads((report / "metrics.json").read_text())["generated"]["step"] == 4
+
+    # 6) a changed network on rerun is refused in one line; evaluate --compare shows the published row too
+    assert main(_args(ROW, out, synth, "--set", "model.g1.base_channels=8", "--set", "train.iterations=4")) == EXIT_BAD_INPUT
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line == (f"posetransfer reproduce: error: {stage1}: a finished run of another model "
                     "(model.g1.base_channels: 4 -> 8); remove it or choose another --out")  # fmt: skip

@@ -59,6 +59,8 @@ class Stage:
     run_dir: Path
     role: str  # "dependency" or "row"
     overrides: list[str] = field(default_factory=list)
+    #: the row's network this dependency's run provides (``init_from.<feeds>``)
+    feeds: str | None = None
 
 
 def _log(message: str) -> None:
@@ -125,7 +127,7 @@ def plan_stages(config_path: str | Path, out: str | Path, overrides: Sequence[st
         dep_raw = load_config(dep_path)
         sets = _data_overrides(dep_raw, data) + extra + _stage_overrides(overrides, dep_path, "dependency")
         run_dir = out / "runs" / dep_path.stem
-        stages.append(Stage(dep_path.stem, dep_path, load_config(dep_path, sets), run_dir, "dependency", sets))
+        stages.append(Stage(dep_path.stem, dep_path, load_config(dep_path, sets), run_dir, "dependency", sets, net))
         row_sets.append(f"init_from.{net}={json.dumps(str(run_dir))}")
     stages.append(Stage(config_path.stem, config_path, load_config(config_path, row_sets), out / "runs" / config_path.stem,
                         "row", row_sets))  # fmt: skip
@@ -181,10 +183,30 @@ def _check_finished_run(stage: Stage, ckpt: Path, log: Callable[[str], None]) ->
                 f"its checkpoint is used as it is (remove {stage.run_dir} to train again)")  # fmt: skip
 
 
-def _train_stage(stage: Stage, progress: bool, log: Callable[[str], None]) -> Path:
+def _check_inputs(stage: Stage, given: dict[str, Path], log: Callable[[str], None]) -> None:
+    """Warn when the row's run holds another copy of a network than its dependency's final
+    checkpoint (stage I trained further after stage II started: stage II goes on refining, and
+    generates with, the G1 it loaded then)."""
+    from posetransfer.training import checkpoint as ckpt_io
+    from posetransfer.utils.weights import sha256_of
+
+    if not given or not stage.run_dir.is_dir():
+        return
+    ckpt, _ = ckpt_io.find_resume_checkpoint(stage.run_dir)
+    if ckpt is None:
+        return
+    for net, source in given.items():
+        ours, theirs = ckpt / f"{net}.safetensors", source / f"{net}.safetensors"
+        if ours.is_file() and theirs.is_file() and sha256_of(ours) != sha256_of(theirs):
+            log(f"warning: {stage.run_dir} holds another {net} than {source} (the stage-I run went on after "
+                f"this one loaded it); it keeps its own: remove {stage.run_dir} to train it on the new one")  # fmt: skip
+
+
+def _train_stage(stage: Stage, progress: bool, log: Callable[[str], None], given: dict[str, Path] | None = None) -> Path:
     from posetransfer.training import checkpoint as ckpt_io
     from posetransfer.training.base import train
 
+    _check_inputs(stage, given or {}, log)
     ckpt = _finished_checkpoint(stage)
     if ckpt is not None:
         _check_finished_run(stage, ckpt, log)
@@ -323,9 +345,13 @@ def reproduce(
         return result
 
     ckpt = None
+    given: dict[str, Path] = {}  # the row's network -> the dependency checkpoint that provides it
     for i, stage in enumerate(stages, start=1):
         role = f" (stage I of {row.label})" if stage.role == "dependency" else ""
-        ckpt = run(i, f"train {stage.label}{role} -> {stage.run_dir}", lambda s=stage: _train_stage(s, progress, log))
+        ckpt = run(i, f"train {stage.label}{role} -> {stage.run_dir}",
+                   lambda s=stage: _train_stage(s, progress, log, given if s.role == "row" else None))  # fmt: skip
+        if stage.feeds:
+            given[stage.feeds] = ckpt
     assert ckpt is not None
     gen_dir, report = out / "generated" / row.label, out / "reports" / row.label
     wrote = run(total - 1, f"generate the test split -> {gen_dir}",

@@ -274,7 +274,7 @@ def _fetch_weights(plan: Sequence[str], weights: Any) -> None:
 
 
 def _evaluate_stage(ckpt: Path, config: Any, gen_dir: Path, report: Path, plan: list[str], weights: Any, name: str,
-                    progress: bool, log: Callable[[str], None]) -> None:  # fmt: skip
+                    device: str, progress: bool, log: Callable[[str], None]) -> None:  # fmt: skip
     from posetransfer.evaluation.evaluate import run_evaluation
     from posetransfer.utils.io import atomic_write_json
 
@@ -292,7 +292,7 @@ def _evaluate_stage(ckpt: Path, config: Any, gen_dir: Path, report: Path, plan: 
     done.unlink(missing_ok=True)  # the report is being rewritten: not finished until the marker is back
     test = config.data.test
     run_evaluation(gen_dir, test.path, report, split=test.split, metrics=plan, weights=weights, name=name,
-                   progress=progress, log=lambda m: log(f"  {m}"), paper=paper)  # fmt: skip
+                   progress=progress, log=lambda m: log(f"  {m}"), paper=paper, device=device)  # fmt: skip
     atomic_write_json(done, marker)
 
 
@@ -309,7 +309,7 @@ def reproduce(
     progress: bool = True,
     log: Callable[[str], None] = _log,
 ) -> dict[str, Any]:
-    """Run a table row end to end (module docstring). Returns ``{"stages": [(label, seconds, what)],
+    """Run a table row end to end (module docstring). Returns ``{"stages": [(what, seconds)],
     "checkpoint", "generated", "report", "table"}`` (``table`` = ``table.md``'s text)."""
     from posetransfer.evaluation.evaluate import WeightPaths
     from posetransfer.evaluation.paper import check_paper_metrics
@@ -323,7 +323,7 @@ def reproduce(
     train_device = None if device is None else str(device).split(":")[0]
     stages = plan_stages(config_path, out, overrides, data, train_device)
     row = stages[-1]
-    device = device or row.config.train.device  # generate where the row trains
+    device = device or row.config.train.device  # generate and evaluate where the row trains
     paper = None if row.config.paper is None else row.config.paper.model_dump(mode="json")
     if paper is not None:
         check_paper_metrics(paper, str(config_path))
@@ -333,14 +333,14 @@ def reproduce(
     plan = _metric_plan(metrics, paper, weights)
     _fetch_weights(plan, weights)
     total = len(stages) + 2
-    timings: list[tuple[str, float, str]] = []
+    timings: list[tuple[str, float]] = []
 
     def run(i: int, what: str, fn: Callable[[], Any]) -> Any:
         log(f"[reproduce {i}/{total}] {what}")
         t0 = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - t0
-        timings.append((what, seconds, "done"))
+        timings.append((what, seconds))
         log(f"  ({seconds:.1f} s)")
         return result
 
@@ -359,6 +359,6 @@ def reproduce(
     if wrote:  # new images: an earlier report of this folder is not of them
         (report / REPRODUCE_JSON).unlink(missing_ok=True)
     run(total, f"evaluate ({', '.join(plan)}) -> {report}",
-        lambda: _evaluate_stage(ckpt, row.config, gen_dir, report, plan, weights, f"{row.label} (ours)", progress, log))  # fmt: skip
+        lambda: _evaluate_stage(ckpt, row.config, gen_dir, report, plan, weights, f"{row.label} (ours)", device, progress, log))  # fmt: skip
     table = (report / "table.md").read_text(encoding="utf-8")
     return {"stages": timings, "checkpoint": str(ckpt), "generated": str(gen_dir), "report": str(report), "table": table}

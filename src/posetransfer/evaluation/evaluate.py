@@ -399,6 +399,7 @@ def run_evaluation(
     pg2_mask_of: str = "target",
     targets_dir: str | Path | None = None,
     paper: dict | None = None,
+    device: str | None = None,
 ) -> dict[str, float]:
     """Evaluate ``generated_dir`` against ``data`` and write ``metrics.json``, ``table.md`` and
     ``report.html`` into ``out_dir``; returns the metrics. ``metrics=None``: see :func:`plan_metrics`.
@@ -406,7 +407,8 @@ def run_evaluation(
     ``paper``: a recipe's published row (``PaperRow`` as a dict); None = the one ``generate``
     recorded in ``generated_dir/generated.json``, if any. With one, the reports show it beside
     ours with the difference, and ``metrics.json`` holds it under ``"paper"`` (:mod:`.paper`);
-    ``metrics.json["generated"]`` is the checkpoint and step of that record."""
+    ``metrics.json["generated"]`` is the checkpoint and step of that record. ``device``: where the
+    metrics' networks run (default: CUDA when available)."""
     from posetransfer.evaluation.paper import (
         PAPER_KEY, check_paper_metrics, paper_comparison, paper_lines, paper_rows, read_generated_record,
     )  # fmt: skip
@@ -431,7 +433,7 @@ def run_evaluation(
     log(f"{len(data_set.pairs)} generated images; metrics: {', '.join(plan)}")
     values, per_pair = evaluate_set(
         data_set, plan, bound=bound, weights=weights, fid_real=fid_real, pose_backend=pose_backend,
-        progress=progress, log=log, pg2_mask_of=pg2_mask_of,
+        progress=progress, log=log, pg2_mask_of=pg2_mask_of, device=device,
     )  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("POSETRANSFER_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED_PAPERS = Path(os.environ.get("POSETRANSFER_SHARED_PAPERS", REPO.parent / "shared" / "papers"))
 
 # One intra-op thread: the tests' networks are tiny, results stay deterministic, and two threads
 # on a 2-core machine shared with anything else wait for each other (measured: a tiny training
@@ -22,6 +23,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the shared data folder {SHARED_DATA} is not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def papers_dir() -> Path:
+    """The papers' text (PG2 and the multi-view paper, as extracted from their PDFs)."""
+    if not SHARED_PAPERS.is_dir():
+        pytest.skip(f"the shared papers folder {SHARED_PAPERS} is not present")
+    return SHARED_PAPERS
 
 
 @pytest.fixture(scope="session")

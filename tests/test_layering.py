@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("training",),
     ("evaluation",),
     ("inference",),
-    ("demo", "studio", "bench", "commands", "cli", "__main__"),
+    ("demo", "reproduce", "studio", "bench", "commands", "cli", "__main__"),
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -33,9 +33,9 @@ from posetransfer.errors import (
 )
 
 # Order = order in --help.
-COMMAND_MODULES = ("demo", "data", "bench", "pose", "transfer", "animate", "train", "generate", "export", "evaluate", "study", "serve", "weights", "info")
+COMMAND_MODULES = ("demo", "data", "bench", "pose", "transfer", "animate", "train", "generate", "export", "evaluate", "reproduce", "study", "serve", "weights", "info")
 # Commands that tune glibc's malloc at start-up (``POSETRANSFER_NO_MALLOC_TUNING=1`` turns it off).
-MALLOC_TUNED_COMMANDS = ("train", "demo")
+MALLOC_TUNED_COMMANDS = ("train", "demo", "reproduce")
 DEBUG_ENV = "POSETRANSFER_DEBUG"
 
 EXIT_CODES_HELP = f"""exit codes:

@@ -53,6 +53,10 @@ def register(subparsers) -> None:
     p.add_argument("--targets", type=Path, default=None, metavar="DIR",
                    help="read each target from DIR/<generated stem>.png instead of the data set (the target "
                         "panels of PATN's strips, written by `evaluate import --targets-out`, as its getMetrics compares)")  # fmt: skip
+    p.add_argument("--paper", type=Path, default=None, metavar="CONFIG",
+                   help="a table-row recipe (e.g. configs/pg2/market/g1_posemaskloss.yaml) whose paper: numbers "
+                        "the reports show beside ours (default: the row generate recorded in the generated "
+                        "folder's generated.json, if its checkpoint's config has one)")  # fmt: skip
     p.add_argument("--inception-weights", default=None, help="local pt_inception-2015-12-05-6726825d.pth")
     p.add_argument("--alexnet-weights", default=None, help="local alexnet-owt-7be5be79.pth (LPIPS)")
     p.add_argument("--lpips-weights", default=None, help="local LPIPS v0.1 alex.pth")
@@ -145,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
     from posetransfer.utils.io import atomic_write_text, check_output
 
     if args.compare:
-        if args.generated or args.data:
-            raise PosetransferError("--compare takes report folders only; leave out --generated and --data")
+        if args.generated or args.data or args.paper:
+            raise PosetransferError("--compare takes report folders only; leave out --generated, --data and --paper")
         if args.out:
             check_output(Path(args.out) / "table.md", overwrite=args.overwrite)
         table = compare_runs(args.compare)
@@ -162,6 +166,16 @@ def run(args: argparse.Namespace) -> int:
 
     # checked before a single metric is computed (evaluation can take minutes)
     check_output(args.out, kind="dir", overwrite=args.overwrite)
+    paper = None
+    if args.paper is not None:
+        from posetransfer.evaluation.paper import check_paper_metrics
+        from posetransfer.training.config import load_config
+
+        row = load_config(args.paper).paper
+        if row is None:
+            raise PosetransferError(f"{args.paper}: has no paper: section (the published numbers of a table row)")
+        paper = row.model_dump(mode="json")
+        check_paper_metrics(paper, str(args.paper))
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr)
@@ -172,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
                             args.inception_gfla_weights, args.openpose_weights),
         fid_real=args.fid_real, pose_backend=args.pose_backend, name=args.name, show=args.show,
         progress=not args.no_progress, log=log, pg2_mask_of=args.pg2_mask_of, targets_dir=args.targets,
+        paper=paper,
     )  # fmt: skip
     print((Path(args.out) / "table.md").read_text(encoding="utf-8"), end="")
     written = [n for n in ("metrics.json", "table.md", "report.html") if (Path(args.out) / n).is_file()]

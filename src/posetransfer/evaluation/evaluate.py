@@ -398,11 +398,28 @@ def run_evaluation(
     log: Callable[[str], None] = lambda s: None,
     pg2_mask_of: str = "target",
     targets_dir: str | Path | None = None,
+    paper: dict | None = None,
+    device: str | None = None,
 ) -> dict[str, float]:
     """Evaluate ``generated_dir`` against ``data`` and write ``metrics.json``, ``table.md`` and
-    ``report.html`` into ``out_dir``; returns the metrics. ``metrics=None``: see :func:`plan_metrics`."""
+    ``report.html`` into ``out_dir``; returns the metrics. ``metrics=None``: see :func:`plan_metrics`.
+
+    ``paper``: a recipe's published row (``PaperRow`` as a dict); None = the one ``generate``
+    recorded in ``generated_dir/generated.json``, if any. With one, the reports show it beside
+    ours with the difference, and ``metrics.json`` holds it under ``"paper"`` (:mod:`.paper`);
+    ``metrics.json["generated"]`` is the checkpoint and step of that record. ``device``: where the
+    metrics' networks run (default: CUDA when available)."""
+    from posetransfer.evaluation.paper import (
+        PAPER_KEY, check_paper_metrics, paper_comparison, paper_lines, paper_rows, read_generated_record,
+    )  # fmt: skip
     from posetransfer.evaluation.report import format_table, write_html_report
 
+    record = read_generated_record(generated_dir)
+    if paper is None and record is not None and record.get("paper"):
+        paper = record["paper"]
+        check_paper_metrics(paper, f"{Path(generated_dir) / 'generated.json'}")
+    if record is not None and record.get("finished") is False:
+        log(f"{Path(generated_dir) / 'generated.json'}: the generation did not finish (generate --resume completes it)")
     weights = weights or WeightPaths()
     plan, notes = plan_metrics(metrics, weights, pose_backend)
     for n in notes:
@@ -416,13 +433,23 @@ def run_evaluation(
     log(f"{len(data_set.pairs)} generated images; metrics: {', '.join(plan)}")
     values, per_pair = evaluate_set(
         data_set, plan, bound=bound, weights=weights, fid_real=fid_real, pose_backend=pose_backend,
-        progress=progress, log=log, pg2_mask_of=pg2_mask_of,
+        progress=progress, log=log, pg2_mask_of=pg2_mask_of, device=device,
     )  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     label = name or Path(generated_dir).resolve().name
-    table = format_table([(label, values)])
-    write_metrics_json(out_dir / "metrics.json", values)
+    rows = [(label, values)]
+    saved: dict = dict(values)
+    if paper is not None:
+        comparison = paper_comparison(values, paper)
+        rows += paper_rows(comparison)
+        saved[PAPER_KEY] = comparison
+    if record is not None:
+        saved["generated"] = {k: record.get(k) for k in ("checkpoint", "step", "finished")}
+    table = format_table(rows)
+    if paper is not None:
+        table += "\n" + "\n".join(paper_lines(comparison)) + "\n"
+    write_metrics_json(out_dir / "metrics.json", saved)
     atomic_write_text(out_dir / "table.md", table + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else ""))
     ranked = ("ssim_pg2", "ssim_patn", "lpips", "psnr", "l1")  # the first one present ranks the pairs
     same_size = data_set.generated.shape[1:3] == data_set.targets.shape[1:3]  # the report shows them side by side

@@ -91,12 +91,17 @@ def read_metrics(run: str | Path) -> dict:
 
 
 def compare_runs(runs: Sequence[str | Path]) -> str:
-    """One Markdown table of several runs (rows named by their folders)."""
+    """One Markdown table of several runs (rows named by their folders); a run whose metrics.json
+    holds a published row (``"paper"``, :mod:`.paper`) is followed by that row."""
     rows = []
     for run in runs:
         p = Path(run)
         name = p.parent.name if p.suffix == ".json" else p.name
-        rows.append((name or str(p), read_metrics(p)))
+        values = read_metrics(p)
+        rows.append((name or str(p), values))
+        paper = values.get("paper")
+        if isinstance(paper, dict) and isinstance(paper.get("metrics"), dict):
+            rows.append((f"{paper.get('row', '?')} (published)", paper["metrics"]))
     return format_table(rows)
 
 

@@ -3,6 +3,10 @@
 The model comes from :func:`posetransfer.inference.loader.load_generator` (any checkpoint
 reference); a PG2 stage-II checkpoint holds its frozen G1 too, so it yields both the stage-I and
 stage-II images. The data set is read with the task's own input spec (``Task.dataset_at``).
+
+``OUT/generated.json`` records where the images came from: the checkpoint (its local folder and
+step), the data set, split and pair count, the checkpoint config's ``paper`` row (the published
+numbers ``evaluate`` shows beside ours) and ``finished`` (false until the last pair is written).
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Subset
 
-from posetransfer.errors import ConfigError, DataError
+from posetransfer.errors import ConfigError, DataError, OutputError
+from posetransfer.evaluation.paper import GENERATED_JSON, read_generated_record
 from posetransfer.inference.loader import load_generator
-from posetransfer.utils.io import save_image
+from posetransfer.utils.io import atomic_write_json, save_image
 from posetransfer.utils.viz import make_grid, to_uint8
 
-__all__ = ["generate_pairs", "output_name"]
+__all__ = ["generate_pairs", "output_name", "read_generated_record", "GENERATED_JSON"]
 
 
 def output_name(source_name: str, target_name: str) -> str:
@@ -41,6 +46,9 @@ def generate_pairs(
 ) -> dict[str, Any]:
     """Generate every pair of a data set; returns ``{"images", "skipped", "grids", "out", "outputs", "step"}``.
 
+    ``OUT/generated.json`` is written before the first image and marked finished after the last
+    (module docstring); ``resume`` refuses a folder whose record names another checkpoint.
+
     Writes ``OUT/<from-stem>___<to-stem>.png`` (the final output: stage II when the checkpoint
     has one, else stage I) and ``OUT/grids/grid_XXX.png``, grid ``g`` holding pairs
     ``g * grid_rows ...`` in columns condition | target pose | target | stage I [| stage II]. Every
@@ -61,6 +69,22 @@ def generate_pairs(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(out, "exists and is not a folder")
+
+    record: dict[str, Any] = {
+        "checkpoint": str(Path(gen.checkpoint).resolve()), "step": gen.step, "task": gen.config.task,
+        "data": str(data), "split": split, "pairs_file": None if pairs is None else str(pairs), "pairs": n,
+        "paper": None if gen.config.paper is None else gen.config.paper.model_dump(mode="json"), "finished": False,
+    }  # fmt: skip
+    earlier = read_generated_record(out) if resume else None
+    if earlier is not None:
+        said = {k: earlier.get(k) for k in ("checkpoint", "step", "pairs")}
+        if said != {k: record[k] for k in said}:
+            raise OutputError(
+                f"{out / GENERATED_JSON}: these images came from checkpoint {said['checkpoint']} (step {said['step']}, "
+                f"{said['pairs']} pairs), not {record['checkpoint']} (step {record['step']}, {n} pairs); "
+                "--resume would mix them: choose another --out (or --overwrite without --resume)"
+            )
+    atomic_write_json(out / GENERATED_JSON, record)  # before any image: a folder with images has its record
 
     def grid_path(g: int) -> Path:
         return out / "grids" / f"grid_{g:03d}.png"
@@ -104,5 +128,6 @@ def generate_pairs(
             bar.update(final.shape[0])
     finally:
         bar.close()
+    atomic_write_json(out / GENERATED_JSON, {**record, "finished": True})
     return {"images": written, "skipped": skipped, "grids": groups - len(done), "out": str(out),
             "outputs": list(outputs), "step": gen.step}  # fmt: skip

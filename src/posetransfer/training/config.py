@@ -15,6 +15,8 @@ the key *and the file it came from*)::
     data: {...}                  # the task's data options (schema owned by the task)
     optim: {lr: 2.0e-5, betas: [0.5, 0.999]}   # optional lr_schedule: {every: 50, unit: epochs, factor: 0.5}
     train: {batch_size: 16, iterations: 22000, precision: fp32, ...}
+    paper:                       # optional: the published numbers of the table row (PaperRow)
+      {title: ..., table: Table 1, row: G1-poseMaskLoss, dataset: Market-1501, metrics: {ssim_pg2: 0.340}}
 
 Inheritance: ``base`` paths are relative to the file that names them; the bases are merged in
 order, then the file itself is merged on top (mappings merge key by key, anything else replaces).
@@ -71,6 +73,7 @@ __all__ = [
     "LRSchedule",
     "OptimConfig",
     "TrainConfig",
+    "PaperRow",
     "Config",
     "load_config",
     "config_from_dict",
@@ -209,6 +212,31 @@ class TrainConfig(StrictModel):
     compile_backend: str = "inductor"
 
 
+class PaperRow(StrictModel):
+    """The published numbers of the table row a recipe reproduces (``evaluate`` and ``reproduce``
+    show them beside ours). Nothing in training reads it.
+
+    ``metrics`` maps *our* metric names (``posetransfer.evaluation.metrics``) to the published
+    values: each published column goes under the name of the metric that computes it as that paper
+    did (PG2's SSIM is ``ssim_pg2``, its IS ``is``, mask-SSIM ``mask_ssim_pg2``, mask-IS
+    ``mask_is``). The names are checked against the metric list by ``evaluate`` and ``reproduce``
+    (this layer does not know the metrics).
+    """
+
+    #: the paper, by title
+    title: str
+    #: e.g. "Table 1"
+    table: str
+    #: the row label as printed in the table, e.g. "G1-poseMaskLoss"
+    row: str
+    #: the data set column group, e.g. "Market-1501"
+    dataset: str
+    #: our metric name -> the published value
+    metrics: dict[str, float] = Field(min_length=1)
+    #: free text: what is uncertain about the mapping (shown under the table)
+    note: str = ""
+
+
 class Config(StrictModel):
     """A complete, validated experiment config (see the module docstring for the file format).
 
@@ -224,6 +252,8 @@ class Config(StrictModel):
     data: SerializeAsAny[BaseModel]
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig
+    #: the published numbers of the table row this recipe reproduces (``null``: none)
+    paper: PaperRow | None = None
 
     @field_validator("task")
     @classmethod
@@ -564,5 +594,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 
 
 def dump_config(config: Config) -> dict[str, Any]:
-    """The resolved config as plain JSON/YAML-able data (what checkpoints store)."""
-    return config.model_dump(mode="json")
+    """The resolved config as plain JSON/YAML-able data (what checkpoints store); no ``paper`` key
+    when the config has none (so runs started before that section existed resume without a warning)."""
+    out = config.model_dump(mode="json")
+    if out.get("paper") is None:
+        out.pop("paper", None)
+    return out

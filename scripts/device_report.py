@@ -45,7 +45,7 @@ def report(results: dict, summary: str | None = None) -> str:
         if first:
             lines += [f"Machine: `{first.strip()}`", ""]
     lines += ["| step | exit | seconds |", "|---|---|---|"]
-    lines += [f"| {name} | {s['exit']} | {s['seconds']} |" for name, s in steps.items()]
+    lines += [f"| {name} | {'skipped (time budget)' if s['exit'] == -1 else s['exit']} | {s['seconds']} |" for name, s in steps.items()]
     lines += ["", "| benchmark | batch | precision | images/s | TFLOP/s | MFU | peak GPU MB | |", "|---|---|---|---|---|---|---|---|"]
     for name, b in bench.items():
         if not name.startswith("train_") or "images_per_s" not in b:

@@ -76,7 +76,7 @@ from posetransfer.training.logger import RunLogger
 from posetransfer.training.stopping import BadItem, StopSignals, agree, collate, first_message, ignore_stop_signals, signal_name
 from posetransfer.training.tasks import get_task_class
 from posetransfer.utils.io import atomic_write_text, check_writable_folder
-from posetransfer.utils.perf import resolve_precision
+from posetransfer.utils.perf import resolve_precision, usable_cpus
 from posetransfer.utils.viz import make_grid
 
 __all__ = ["Trainer", "RunResult", "train", "resume_run", "seed_everything", "set_requires_grad", "RUN_CONFIG"]
@@ -239,11 +239,18 @@ class Trainer:
 
             loader: Any = device_batches(train_set, _EpochTagged(sampler), self.device)
         else:
+            # more worker processes than CPUs only make them wait for each other (torch warns of a
+            # freeze); every item is drawn from its own (seed, epoch, index), so the batches are the
+            # same with any number of workers
+            workers = min(tcfg.num_workers, usable_cpus())
+            if workers < tcfg.num_workers and info.is_main:
+                print(f"note: train.num_workers {tcfg.num_workers} > the {usable_cpus()} CPU(s) this process may use: "
+                      f"{workers} data workers (the same batches)", file=sys.stderr)  # fmt: skip
             loader = DataLoader(
                 _EpochItems(train_set),
                 batch_sampler=_EpochTagged(sampler),
-                num_workers=tcfg.num_workers,
-                persistent_workers=tcfg.num_workers > 0,
+                num_workers=workers,
+                persistent_workers=workers > 0,
                 pin_memory=self.device.type == "cuda",
                 worker_init_fn=_worker_init,
                 collate_fn=collate,  # default_collate, or the batch's BadItem

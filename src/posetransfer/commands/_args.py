@@ -55,3 +55,11 @@ def fraction(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"fraction must be in [0, 1), got {text}")
     return value
+
+
+def add_overrides(parser: argparse.ArgumentParser, example: str = "train.batch_size=4", scope: str = "") -> None:
+    """``--set KEY=VALUE`` (repeatable, into ``args.overrides``): a config value, parsed as YAML."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help=f"override a config value{scope}, e.g. --set {example} (value parsed as YAML; repeatable)",
+    )  # fmt: skip

@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from posetransfer.commands._args import non_negative_int, positive_int, size_hw
+from posetransfer.commands._args import add_overrides, non_negative_int, positive_int, size_hw
 
 
 def run_encodings(args: argparse.Namespace) -> int:
@@ -123,8 +123,7 @@ def _register_train(group: argparse._SubParsersAction) -> None:
         "needed. Reports images/s, seconds/step, peak memory and the settings.",
     )
     p.add_argument("--config", type=Path, required=True, metavar="CONFIG", help="a training config (YAML)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.precision=bf16 (repeatable)")  # fmt: skip
+    add_overrides(p, "train.precision=bf16")
     p.add_argument("--steps", type=positive_int, default=5, metavar="N", help="timed steps (default 5)")
     p.add_argument("--warmup", type=non_negative_int, default=1, metavar="N", help="untimed steps first (default 1)")
     p.add_argument("--threads", type=positive_int, default=None, metavar="N",
@@ -182,8 +181,7 @@ def _register_data(group: argparse._SubParsersAction) -> None:
         "made on the training device); the start-up (worker processes, decoding) is reported apart.",
     )
     p.add_argument("--config", type=Path, required=True, metavar="CONFIG", help="a training config (YAML)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.num_workers=4 (repeatable)")  # fmt: skip
+    add_overrides(p, "train.num_workers=4")
     p.add_argument("--synth", type=size_hw, default=None, metavar="HxW",
                    help="use a fresh synthetic data set of this size (data.train/test point at it)")  # fmt: skip
     p.add_argument("--identities", type=positive_int, default=40, metavar="N", help="synthetic identities (default 40)")
@@ -239,8 +237,7 @@ def _register_precision(group: argparse._SubParsersAction) -> None:
         "compare the training and held-out loss curves over the last --window steps.",
     )
     p.add_argument("--config", type=Path, required=True, metavar="CONFIG", help="a training config (YAML)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (repeatable)")  # fmt: skip
+    add_overrides(p, "train.precision=fp32")
     p.add_argument("--synth", type=size_hw, default=None, metavar="HxW",
                    help="train on a fresh synthetic data set of this size (data.train/test point at it)")  # fmt: skip
     p.add_argument("--identities", type=positive_int, default=40, metavar="N", help="synthetic identities (default 40)")
@@ -309,8 +306,7 @@ def _register_animate(group: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="a trained checkpoint or run folder")
     src.add_argument("--config", type=Path, help="a training config: its networks with random weights")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (with --config), e.g. --set model.g1.image_size=[256,176]")
+    add_overrides(p, "model.g1.image_size=[256,176]", " (with --config)")
     p.add_argument("--random-init", action="append", default=[], metavar="NAME=CONFIG",
                    help="with --config: build init_from network NAME with random weights from CONFIG")
     p.add_argument("--batch", default="1,2,4", help="comma-separated batch sizes (default 1,2,4)")

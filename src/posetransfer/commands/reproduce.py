@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from posetransfer.commands._args import positive_int
+from posetransfer.commands._args import add_overrides, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,11 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (runs/, generated/, reports/)")
     p.add_argument("--data", type=Path, default=None,
                    help="the data set folder, replacing the recipe's data.train / data.test paths (splits kept)")  # fmt: skip
-    p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value of every training stage, e.g. --set train.iterations=100 (a model.NET "
-             "key only where NET is built; init_from / paper keys: the row only); repeatable",
-    )  # fmt: skip
+    add_overrides(p, "train.iterations=100", " of every training stage (a model.NET key only where NET is "
+                  "built; init_from / paper keys: the row only)")  # fmt: skip
     p.add_argument("--device", default=None,
                    help="cpu or cuda (default: the recipe's train.device): training, generation and the metrics' networks")  # fmt: skip
     p.add_argument("--metrics", type=_metric_list, default=None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from posetransfer.commands._args import add_overrides
 from posetransfer.errors import ConfigError
 
 
@@ -26,10 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", nargs="?", type=Path, help="config file (e.g. configs/pg2/market/g1_posemaskloss.yaml)")
     p.add_argument("--out", type=Path, default=None, help="run folder (checkpoints, logs, samples)")
-    p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.batch_size=4 (value parsed as YAML; repeatable)",
-    )
+    add_overrides(p)
     p.add_argument(
         "--resume", nargs="?", const=True, default=False, metavar="RUN_DIR",
         help="continue from the newest checkpoint of --out (or of RUN_DIR, with the config it was started with)",

@@ -68,7 +68,7 @@ def test_export_refuses_to_overwrite_and_names_bad_metrics(run, tmp_path, capsys
     assert not (out / "extra.txt").exists() and (out / "g1.safetensors").is_file()
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2")
-    with pytest.raises(DataError, match="bad.json: not a readable metrics JSON"):
+    with pytest.raises(DataError, match="bad.json: unreadable metrics file"):
         export_model(run, tmp_path / "other", metrics=bad)
     assert not (tmp_path / "other").exists()
     with pytest.raises(CheckpointError, match="checkpoint does not exist"):

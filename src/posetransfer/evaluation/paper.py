@@ -11,12 +11,12 @@ published one and the difference.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-from posetransfer.errors import ConfigError, DataError
+from posetransfer.errors import ConfigError
+from posetransfer.utils.io import read_json_object
 
 __all__ = [
     "GENERATED_JSON",
@@ -39,13 +39,7 @@ def read_generated_record(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / GENERATED_JSON
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(path, f"unreadable generation record ({err})") from None
-    if not isinstance(record, dict):
-        raise DataError(path, "a generation record must be a JSON object")
-    return record
+    return read_json_object(path, "generation record")
 
 
 def check_paper_metrics(paper: dict[str, Any], where: str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from PIL import Image
 
 from posetransfer.errors import DataError
 from posetransfer.evaluation.metrics import HIGHER_IS_BETTER
-from posetransfer.utils.io import atomic_write_text
+from posetransfer.utils.io import atomic_write_text, read_json_object
 
 # Column order: PG2's Table 1 quartet (SSIM, IS, mask-SSIM, mask-IS), then later work's metrics.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -81,13 +80,7 @@ def read_metrics(run: str | Path) -> dict:
         path = path / "metrics.json"
     if not path.is_file():
         raise DataError(path, "metrics file does not exist (run posetransfer evaluate first)")
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(path, f"not a metrics JSON file ({err})") from None
-    if not isinstance(values, dict):
-        raise DataError(path, "expected a JSON object of metric values")
-    return values
+    return read_json_object(path, "metrics file")
 
 
 def compare_runs(runs: Sequence[str | Path]) -> str:

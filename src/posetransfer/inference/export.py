@@ -22,6 +22,7 @@ from typing import Any
 from posetransfer.errors import DataError
 from posetransfer.inference.loader import load_generator
 from posetransfer.training import checkpoint as ckpt_io
+from posetransfer.utils.io import read_json_object
 
 __all__ = ["EXPORTED_FILES", "export_model", "model_card", "find_metrics"]
 
@@ -39,13 +40,7 @@ def find_metrics(checkpoint: Path) -> Path | None:
 
 
 def _read_metrics(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(path, f"not a readable metrics JSON file ({str(err).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise DataError(path, "a metrics file must hold a JSON object")
-    return data
+    return read_json_object(path, "metrics file")
 
 
 def _metric_rows(metrics: dict[str, Any]) -> list[str]:

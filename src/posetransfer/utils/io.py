@@ -199,6 +199,19 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
+    """A JSON file holding one object, or a :class:`DataError` naming the file and ``what`` it
+    should be ("metrics file", "generation record" ...)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(path, f"unreadable {what} ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise DataError(path, f"a {what} must hold a JSON object")
+    return data
+
+
 def save_image(path: str | Path, image: np.ndarray) -> None:
     """Write an HxWx3 (or HxW) uint8 array as PNG, atomically."""
     path = Path(path)

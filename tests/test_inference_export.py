@@ -57,6 +57,23 @@ def test_export_is_self_contained_and_loads_like_the_run(run, tmp_path):
     assert load_generator(out).step == 3
 
 
+def test_the_model_card_shows_the_published_row_beside_ours(run, tmp_path):
+    metrics = tmp_path / "m.json"  # as evaluate / reproduce write it for a table-row recipe
+    metrics.write_text(json.dumps({
+        "ssim_pg2": 0.3, "mask_ssim_pg2": 0.8, "pairs": 12,
+        "paper": {"title": "Pose Guided Person Image Generation", "table": "Table 1", "row": "G1-poseMaskLoss",
+                  "dataset": "Market-1501", "note": "a note", "metrics": {"ssim_pg2": 0.34, "is": 3.326},
+                  "difference": {"ssim_pg2": -0.04}, "not_computed": ["is"]},
+        "generated": {"checkpoint": "/x", "step": 3, "finished": True},
+    }))  # fmt: skip
+    export_model(run, tmp_path / "out", metrics=metrics)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| metric | ours | published |" in card
+    assert "| ssim_pg2 | 0.3 | 0.34 |" in card and "| is | - | 3.326 |" in card and "| mask_ssim_pg2 | 0.8 | - |" in card
+    assert "row G1-poseMaskLoss" in card and "Note: a note" in card
+    assert "generated" not in card and "difference" not in card
+
+
 def test_export_refuses_to_overwrite_and_names_bad_metrics(run, tmp_path, capsys):
     out = tmp_path / "shared"
     assert main(["export", str(run), "--out", str(out)]) == 0

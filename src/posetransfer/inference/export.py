@@ -90,10 +90,28 @@ def model_card(gen: Any, metrics: dict[str, Any] | None) -> str:
         "",
         "or `posetransfer transfer --checkpoint THIS_FOLDER --source photo.jpg --pose walking --out out.png`.",
     ]
-    rows = _metric_rows(metrics or {})
-    if rows:
-        lines += ["", "## Metrics (metrics.json)", "", "| metric | value |", "| --- | --- |", *rows]
+    metrics = dict(metrics or {})
+    paper = metrics.pop("paper", None)
+    metrics.pop("generated", None)  # where the evaluated images came from: not a metric
+    published = paper.get("metrics", {}) if isinstance(paper, dict) else {}
+    if published:  # an evaluate / reproduce report with the paper's row: ours beside it
+        names = [*published, *(k for k in metrics if k not in published)]
+        rows = [f"| {k} | {_number(metrics.get(k))} | {_number(published.get(k))} |" for k in names
+                if isinstance(metrics.get(k), (int, float)) or k in published]  # fmt: skip
+        lines += ["", "## Metrics (metrics.json)", "", "| metric | ours | published |", "| --- | --- | --- |", *rows, "",
+                  f"Published: {paper.get('title', '?')}, {paper.get('table', '?')}, {paper.get('dataset', '?')}, "
+                  f"row {paper.get('row', '?')}."]  # fmt: skip
+        if paper.get("note"):
+            lines.append(f"Note: {paper['note']}")
+    else:
+        rows = _metric_rows(metrics)
+        if rows:
+            lines += ["", "## Metrics (metrics.json)", "", "| metric | value |", "| --- | --- |", *rows]
     return "\n".join(lines) + "\n"
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
 
 def export_model(

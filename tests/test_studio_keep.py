@@ -144,6 +144,15 @@ def clip(tmp_path_factory):
     return walking_clip(tmp_path_factory.mktemp("clips") / "walk.mp4", frames=3)
 
 
+def _track(client, clip) -> str:
+    return client.post("/api/animate/track", files={"video": ("c.mp4", clip.read_bytes(), "video/mp4")}).json()["id"]
+
+
+def _render(client, tid, photo) -> str:
+    return client.post("/api/animate/render", data={"track": tid},
+                       files={"source": ("me.png", photo.read_bytes(), "image/png")}).json()["id"]  # fmt: skip
+
+
 def _wait(client, rid, until, timeout=60.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -177,10 +186,8 @@ def test_a_running_render_and_its_track_are_kept(silhouette, clip, tmp_path, hel
     state = tmp_path / "state"
     photo = png(tmp_path / "me.png", (128, 96))
     with TestClient(create_app(silhouette, None, state, retention=Retention(keep_hours=1, job_gap_s=0))) as client:
-        track = lambda: client.post("/api/animate/track", files={"video": ("c.mp4", clip.read_bytes(), "video/mp4")}).json()["id"]  # noqa: E731
-        tid, other = track(), track()
-        rid = client.post("/api/animate/render", data={"track": tid},
-                          files={"source": ("me.png", photo.read_bytes(), "image/png")}).json()["id"]  # fmt: skip
+        tid, other = _track(client, clip), _track(client, clip)
+        rid = _render(client, tid, photo)
         try:
             assert entered.wait(30) and client.get(f"/api/animate/{rid}").json()["status"] == "running"
             for iid in (tid, other, rid):
@@ -211,9 +218,8 @@ def test_a_job_that_raises_is_failed_with_its_message(silhouette, clip, tmp_path
     state = tmp_path / "state"
     photo = png(tmp_path / "me.png", (128, 96))
     with TestClient(create_app(silhouette, None, state)) as client:
-        tid = client.post("/api/animate/track", files={"video": ("c.mp4", clip.read_bytes(), "video/mp4")}).json()["id"]
-        rid = client.post("/api/animate/render", data={"track": tid},
-                          files={"source": ("me.png", photo.read_bytes(), "image/png")}).json()["id"]  # fmt: skip
+        tid = _track(client, clip)
+        rid = _render(client, tid, photo)
         meta = _wait(client, rid, ("done", "failed"))
     assert meta["status"] == "failed" and meta["error"] == "RuntimeError: the GPU caught fire (second line)"
     assert json.loads((state / "animate" / rid / "meta.json").read_text())["status"] == "failed"
@@ -227,9 +233,8 @@ def test_stopping_the_studio_ends_a_render_as_failed(silhouette, clip, tmp_path,
     state = tmp_path / "state"
     photo = png(tmp_path / "me.png", (128, 96))
     with TestClient(create_app(silhouette, None, state)) as client:
-        tid = client.post("/api/animate/track", files={"video": ("c.mp4", clip.read_bytes(), "video/mp4")}).json()["id"]
-        rid = client.post("/api/animate/render", data={"track": tid},
-                          files={"source": ("me.png", photo.read_bytes(), "image/png")}).json()["id"]  # fmt: skip
+        tid = _track(client, clip)
+        rid = _render(client, tid, photo)
         assert entered.wait(30)
         threading.Timer(0.3, release.set).start()  # the batch in the worker thread ends; the job is cancelled after it
     meta = json.loads((state / "animate" / rid / "meta.json").read_text())

@@ -60,8 +60,10 @@ def body_scale(source: np.ndarray, target: np.ndarray) -> float:
     return float(np.median(ls[ok] / lt[ok])) if ok.any() else 1.0
 
 
-def _anchor(kp: np.ndarray, vis: np.ndarray) -> np.ndarray | None:
-    """The neck, or the shoulders' midpoint when the neck is missing."""
+def anchor(kp: np.ndarray, vis: np.ndarray | None = None) -> np.ndarray | None:
+    """The neck, or the shoulders' midpoint when the neck is missing (``vis``: :func:`visible` of ``kp``)."""
+    if vis is None:
+        vis = visible(kp)
     if vis[ROOT]:
         return kp[ROOT].astype(np.float64)
     if vis[2] and vis[5]:
@@ -84,7 +86,7 @@ def retarget_pose(
     target = _pose(target, "target")
     source = _pose(source, "source")
     vis_t, vis_s = visible(target), visible(source)
-    root_t, root_s = _anchor(target, vis_t), _anchor(source, vis_s)
+    root_t, root_s = anchor(target, vis_t), anchor(source, vis_s)
     if root_t is None or root_s is None:
         return target.copy()
     scale = body_scale(source, target)

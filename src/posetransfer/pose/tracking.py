@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from posetransfer.errors import DataError
-from posetransfer.pose.retarget import ROOT, body_scale, retarget_pose
+from posetransfer.pose.retarget import anchor, body_scale, retarget_pose
 from posetransfer.pose.schema import MISSING, NUM_KEYPOINTS, visible
 
 __all__ = [
@@ -244,15 +244,6 @@ def finish_track(
 # -- retargeting a sequence -------------------------------------------------------------------------
 
 
-def _neck(kp: np.ndarray) -> np.ndarray | None:
-    vis = visible(kp)
-    if vis[ROOT]:
-        return kp[ROOT].astype(np.float64)
-    if vis[2] and vis[5]:
-        return (kp[2].astype(np.float64) + kp[5]) / 2.0
-    return None
-
-
 def retarget_sequence(
     driving: np.ndarray, source: np.ndarray, size: tuple[int, int] | None = None, keep_travel: bool = True
 ) -> np.ndarray:
@@ -271,7 +262,7 @@ def retarget_sequence(
         if not visible(kp).any():
             continue
         pose = retarget_pose(kp, source).astype(np.float64)
-        neck = _neck(kp)
+        neck = anchor(kp)
         if keep_travel and neck is not None:
             if ref is None:
                 ref, scale = neck, body_scale(source, kp)

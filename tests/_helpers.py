@@ -102,3 +102,22 @@ def first_use_steps(config: str | Path, overrides: list[str], batch: int) -> dic
             for name in dataset.pairs[i]:
                 first.setdefault(name, step)
     return first
+
+
+def offline_weights(monkeypatch, cache: Path, weights_dir: Path | None = None) -> None:
+    """No pretrained file anywhere: an empty XDG cache at ``cache``, ``$POSETRANSFER_WEIGHTS_DIR``
+    unset (or ``weights_dir``), and every download failing as it does without a network."""
+    import torch
+
+    from posetransfer.utils.weights import ENV_DIR
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    if weights_dir is None:
+        monkeypatch.delenv(ENV_DIR, raising=False)
+    else:
+        monkeypatch.setenv(ENV_DIR, str(weights_dir))
+
+    def offline(url, dst, progress=True):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)

@@ -12,17 +12,12 @@ import torch
 
 from posetransfer.cli import main
 from posetransfer.utils import weights as W
+from _helpers import offline_weights
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv(W.ENV_DIR, str(tmp_path / "weights"))
-
-    def offline(url, dst, progress=True):
-        raise OSError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    offline_weights(monkeypatch, tmp_path / "xdg", tmp_path / "weights")
 
 
 def _state_file(path, value: float = 1.0):

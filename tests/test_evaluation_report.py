@@ -17,6 +17,7 @@ from posetransfer.evaluation.report import format_table
 from posetransfer.errors import DataError
 from posetransfer.pose.io import read_pairs
 from posetransfer.utils.io import read_image
+from _helpers import offline_weights
 
 
 def _stem(name: str) -> str:
@@ -95,15 +96,7 @@ def test_wrong_size_and_bad_names_are_errors_naming_the_file(tmp_path, generated
 
 
 def test_asking_for_unavailable_weights_is_a_clear_error(tmp_path, generated, mini_market, monkeypatch, capsys):
-    import torch
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("POSETRANSFER_WEIGHTS_DIR", raising=False)
-
-    def offline(url, dst, progress=True):
-        raise OSError("no network")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    offline_weights(monkeypatch, tmp_path / "cache")
     gen_dir, _ = generated
     code = main(["evaluate", "--generated", str(gen_dir), "--data", str(mini_market), "--out", str(tmp_path / "r"),
                  "--metrics", "fid", "--no-progress"])  # fmt: skip

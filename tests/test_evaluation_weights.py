@@ -12,18 +12,13 @@ import torch
 from posetransfer.evaluation import weights as W
 from posetransfer.evaluation.inception import FEATURE_DIM, NUM_CLASSES, FIDInceptionV3, load_fid_inception
 from posetransfer.evaluation.lpips import LPIPSAlex, load_lpips_alex, lpips_distances
+from _helpers import offline_weights
 
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     """An empty cache and no weights folder; any download attempt fails as it would offline."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv(W.ENV_DIR, raising=False)
-
-    def offline(url, dst, progress=True):
-        raise OSError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    offline_weights(monkeypatch, tmp_path / "cache")
 
 
 def test_offline_error_names_file_url_and_where_to_put_it(tmp_path):

@@ -17,6 +17,7 @@ import torch
 from posetransfer.errors import PosetransferError
 from posetransfer.pose import openpose_backend as O
 from posetransfer.utils import weights as W
+from _helpers import offline_weights
 
 # (name, in, out, kernel) of every convolution of body_pose_model.pth, from the ported source
 PUBLISHED = (
@@ -33,13 +34,7 @@ PUBLISHED = (
 
 @pytest.fixture(autouse=True)
 def no_weights_anywhere(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(W.ENV_DIR, raising=False)
-
-    def offline(url, dst, progress=True):
-        raise OSError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    offline_weights(monkeypatch, tmp_path / "xdg")
 
 
 def meta_net():

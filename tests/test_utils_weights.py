@@ -11,17 +11,12 @@ import torch
 
 from posetransfer.errors import CheckpointError
 from posetransfer.utils import weights as W
+from _helpers import offline_weights
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(W.ENV_DIR, raising=False)
-
-    def offline(url, dst, progress=True):
-        raise OSError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    offline_weights(monkeypatch, tmp_path / "xdg")
 
 
 def test_every_pretrained_file_is_registered_with_its_published_name():

@@ -104,13 +104,11 @@ def test_patn_bound_pads_ssim_as_the_fashion_script(mini_fashion):
     np.testing.assert_array_equal(padded[:, 40:216], gen[0])
 
 
-def test_patn_bound_pads_the_inception_score_too():
-    """IS on the padded images (getMetrics_fashion.py line 102 scores the addBounding images)."""
+def _tiny_inception():
+    """A stand-in Inception: logits from the mean colour (which white padding and masks move)."""
     import torch
 
-    from posetransfer.evaluation.inception import inception_outputs
-
-    class TinyInception(torch.nn.Module):  # logits from the mean colour, which white padding moves
+    class TinyInception(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.scale = torch.nn.Parameter(torch.tensor(3.0))
@@ -119,9 +117,16 @@ def test_patn_bound_pads_the_inception_score_too():
             m = x.mean(dim=(2, 3))
             return m, self.scale * torch.cat([m, -m.sum(1, keepdim=True), torch.zeros_like(m[:, :1])], 1)
 
+    return TinyInception().eval()
+
+
+def test_patn_bound_pads_the_inception_score_too():
+    """IS on the padded images (getMetrics_fashion.py line 102 scores the addBounding images)."""
+    from posetransfer.evaluation.inception import inception_outputs
+
     rng = np.random.default_rng(1)
     gen = rng.integers(0, 256, (20, 16, 8, 3), dtype=np.uint8)
-    net = TinyInception().eval()
+    net = _tiny_inception()
     padded_probs = inception_outputs(net, add_bounding(gen, 40))[1]
     plain_probs = inception_outputs(net, gen)[1]
     assert np.abs(padded_probs - plain_probs).max() > 1e-3  # the padding changes what the network sees
@@ -133,22 +138,11 @@ def test_patn_bound_pads_the_inception_score_too():
 
 def test_mask_is_patn_scores_the_patn_masked_images(mini_market):
     """getMetrics_market.py lines 105-108: IS of create_masked_image(generated) (the patn mask)."""
-    import torch
-
     from posetransfer.evaluation.inception import inception_outputs
-
-    class TinyInception(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.scale = torch.nn.Parameter(torch.tensor(3.0))
-
-        def forward(self, x):
-            m = x.mean(dim=(2, 3))
-            return m, self.scale * torch.cat([m, -m.sum(1, keepdim=True), torch.zeros_like(m[:, :1])], 1)
 
     gen, tgt, _, tgt_kp, _ = _real_pairs(mini_market)
     gen, tgt, tgt_kp = gen[:20], tgt[:20], tgt_kp[:20]
-    net = TinyInception().eval()
+    net = _tiny_inception()
     from posetransfer.pose.masks import patn_mask, pg2_mask
 
     out = compute_metrics(gen, tgt, pg2_mask(tgt_kp, (128, 64)), ["mask_is", "mask_is_patn"], inception=net,

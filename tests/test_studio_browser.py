@@ -74,14 +74,20 @@ def browser(tmp_path_factory):
         context.close()
 
 
-def test_repose_loop_in_the_browser(server, browser, tmp_path):
-    url, root, _ = server
-    photo = png(tmp_path / "me.png", (180, 120), seed=7)
+def _open_studio(browser, url):
+    """A new page on the studio, ready; and the list its JavaScript errors are collected in."""
     page = browser.new_page()
-    errors = []
+    errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url + "/")
     page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    return page, errors
+
+
+def test_repose_loop_in_the_browser(server, browser, tmp_path):
+    url, root, _ = server
+    photo = png(tmp_path / "me.png", (180, 120), seed=7)
+    page, errors = _open_studio(browser, url)
     assert page.locator("#library figure").count() == 7
 
     page.set_input_files("#source-files", str(photo))
@@ -181,11 +187,7 @@ def test_animate_tab_in_the_browser(server, browser, tmp_path):
     url, root, _ = server
     clip = walking_clip(tmp_path / "walk.mp4", frames=10)
     photo = png(tmp_path / "me.png", (180, 120), seed=7)
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url + "/")
-    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    page, errors = _open_studio(browser, url)
     assert page.locator("#animate-tab").is_hidden()
     page.click("#tab-animate")
     assert page.locator("#pose-tab").is_hidden() and page.locator("#animate-tab").is_visible()
@@ -229,11 +231,7 @@ def test_animate_tab_shows_a_failed_render(server, browser, tmp_path):
     url, _, _ = server
     clip = walking_clip(tmp_path / "walk.mp4", frames=3)
     nobody = png(tmp_path / "nobody.png", (180, 120), seed=7, black_corner=True)  # the fake detector finds no one
-    page = browser.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(url + "/")
-    page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    page, errors = _open_studio(browser, url)
     page.click("#tab-animate")
     page.set_input_files("#video-file", str(clip))
     page.wait_for_selector("#skeleton-preview:not([hidden])", timeout=30000)

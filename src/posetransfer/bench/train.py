@@ -50,6 +50,7 @@ from posetransfer.training.base import Trainer
 from posetransfer.training.config import Config, load_config
 from posetransfer.training.tasks import Task
 from posetransfer.utils import perf
+from posetransfer.utils.environment import cpu_model
 from posetransfer.utils.perf import resolve_precision
 
 __all__ = [
@@ -208,16 +209,8 @@ class TrainBenchResult:
 
 def machine_info(device: torch.device | None = None) -> dict[str, Any]:
     """CPU model and count, torch version and threads, GPU name: the context of a timing."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     info: dict[str, Any] = {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,

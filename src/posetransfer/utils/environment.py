@@ -43,7 +43,8 @@ def extras_status() -> dict[str, dict[str, Any]]:
     return out
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or what :mod:`platform` says elsewhere."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -70,7 +71,7 @@ def environment_report() -> dict[str, Any]:
         "posetransfer": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": {"model": _cpu_model(), "usable_cpus": perf.usable_cpus(), "native_bf16": perf.cpu_has_bf16(),
+        "cpu": {"model": cpu_model(), "usable_cpus": perf.usable_cpus(), "native_bf16": perf.cpu_has_bf16(),
                 "glibc": perf.glibc_version()},  # fmt: skip
         "torch": {"version": torch.__version__, "threads": torch.get_num_threads(), "cuda": torch.version.cuda,
                   "cuda_available": cuda, "gpus": gpus},  # fmt: skip

@@ -92,18 +92,10 @@ def _extract(args) -> int:
     check_output(args.out, overwrite=args.overwrite)
     if args.preview is not None:
         check_output(args.preview, kind="dir", overwrite=args.overwrite, option="--preview")
-    from posetransfer.data.layouts import list_images
+    from posetransfer.data.layouts import image_files
 
-    files: list[Path] = []
-    for given in args.images:  # a folder stands for its image files (by extension, sorted, not recursive)
-        if given.is_dir():
-            found = [given / n for n in list_images(given)]
-            if not found:
-                raise DataError(given, "holds no image files (.jpg, .png, ...)")
-            files += found
-        else:
-            files.append(given)
-    args.images = files
+    # a folder stands for its image files (by extension, sorted, not recursive)
+    args.images = [f for given in args.images for f in (image_files(given) if given.is_dir() else [given])]
     names: dict[str, Path] = {}
     for path in args.images:
         try:

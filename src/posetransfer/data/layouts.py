@@ -153,6 +153,15 @@ def list_images(folder: Path) -> list[str]:
     )
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files of a folder given where photos are expected (``pose extract DIR``,
+    ``transfer --source DIR``): :func:`list_images`, as paths; none is an error naming the folder."""
+    found = [folder / n for n in list_images(folder)]
+    if not found:
+        raise DataError(folder, "holds no image files (.jpg, .png, ...)")
+    return found
+
+
 def _plain(folder: Path, split: str | None) -> DatasetFiles | None:
     images, annotation = folder / "images", folder / "annotation.csv"
     if images.is_dir() and annotation.is_file():

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from posetransfer.data.inputs import batch_of, model_inputs
-from posetransfer.data.layouts import list_images
+from posetransfer.data.layouts import image_files
 from posetransfer.data.prepare import IMAGE_EXTENSIONS, Frame, apply_frame, frame_window
 from posetransfer.errors import DataError, PosetransferError
 from posetransfer.pose.library import POSES, library_pose
@@ -207,10 +207,7 @@ class Pipeline:
         expanded: list[ImageLike] = []
         for s in sources:  # a folder stands for its photos (by name): one person's views
             if isinstance(s, (str, Path)) and Path(s).is_dir():
-                found = [Path(s) / n for n in list_images(Path(s))]
-                if not found:
-                    raise DataError(Path(s), "holds no image files (.jpg, .png, ...)")
-                expanded += found
+                expanded += image_files(Path(s))
             else:
                 expanded.append(s)
         sources = expanded

@@ -298,7 +298,7 @@ class Trainer:
                     bad = batch if isinstance(batch, BadItem) else None
                     # every rank stops before the same step (one tiny all-reduce a step under DDP)
                     signum, bad_train, bad_test = agree(
-                        [stop.signum, int(bad is not None), int(pending is not None)], info.distributed, self.device
+                        [stop.signum, int(bad is not None), int(pending is not None)], info.distributed
                     )
                     if signum or bad_train or bad_test:
                         self._stop(step, sampler, stop, signum, bad or pending, from_test=not bad_train)

@@ -125,11 +125,11 @@ def _flag_group() -> Any:
     return _FLAG_GROUPS[default]
 
 
-def agree(flags: list[int], distributed: bool, device: torch.device | None = None) -> list[int]:
+def agree(flags: list[int], distributed: bool) -> list[int]:
     """The element-wise maximum of ``flags`` over all ranks (the flags themselves in one process).
 
     One small CPU all-reduce a step under DDP (:func:`_flag_group`); it also keeps the ranks in
-    lock-step, which the gradient all-reduces do anyway. ``device`` is not used (kept for callers).
+    lock-step, which the gradient all-reduces do anyway.
     """
     if not distributed:
         return list(flags)

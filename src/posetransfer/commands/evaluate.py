@@ -124,10 +124,9 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_fid_stats(args: argparse.Namespace) -> int:
-    import torch
-
-    from posetransfer.evaluation import fid as FID
     from posetransfer.errors import DataError
+    from posetransfer.evaluation import fid as FID
+    from posetransfer.utils.devices import resolve_device
 
     if args.out.exists() and not args.overwrite:
         raise DataError(args.out, "already exists (pass --overwrite to replace it)")
@@ -135,7 +134,7 @@ def run_fid_stats(args: argparse.Namespace) -> int:
 
     check_output(args.out, overwrite=True)  # not a folder, and writable, before the statistics are computed
     FID.list_real_images(args.folder, args.protocol)  # a bad folder fails before any weights are loaded
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     weights = args.inception_weights if args.protocol == "fid" else args.inception_gfla_weights
     model = FID.load_network(args.protocol, weights).to(device)
     mu, sigma, n = FID.folder_statistics(args.protocol, model, args.folder, progress=not args.no_progress)

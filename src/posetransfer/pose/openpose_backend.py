@@ -49,6 +49,7 @@ from torch import nn
 
 from posetransfer.pose.extract import Detection
 from posetransfer.pose.schema import MISSING, NUM_KEYPOINTS
+from posetransfer.utils.devices import resolve_device
 
 BOXSIZE = 368
 SCALE_SEARCH = (0.5, 1.0, 1.5, 2.0)
@@ -365,10 +366,8 @@ class OpenPoseBackend:
     def __init__(self, weights: str | Path | None = None, *, device: str | None = None, download: bool = True,
                  scales: tuple[float, ...] = SCALE_SEARCH, net: BodyPoseNet | None = None):  # fmt: skip
         self.net = net if net is not None else load_body_pose_net(weights, download=download)
-        if device is None and net is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device:
-            self.net = self.net.to(device)
+        if device is not None or net is None:  # a given network stays where it is unless told
+            self.net = self.net.to(resolve_device(device))
         self.scales = tuple(scales)
 
     def pose_cords(self, image: np.ndarray) -> tuple[np.ndarray, float, int]:
